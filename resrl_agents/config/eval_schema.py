@@ -49,6 +49,7 @@ class EvalConfig:
     output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots
     save_episodes: bool = True  # write every episode's actions and rewards as jsonl
     plots: bool = True  # write pass_at_k.png and family_success.png
+    mode: str = "report"  # report (the above) | interactive (terminal play, eval/interactive_ui.py; policy=human)
 
 
 @dataclass
