@@ -74,6 +74,15 @@ def user_text(obs: str, info: dict) -> str:
     return f"{obs}\nAdmissible actions: [{', '.join(acts)}]" if acts else obs
 
 
+def observation_messages(obs: str, step_info: dict, info: dict) -> list[dict]:
+    """The chat messages of a step's observation: the env's ``step_info["observation_messages"]``
+    when it gives a non-empty list of messages (e.g. ``tool`` results), else one user message."""
+    msgs = step_info.get("observation_messages")
+    if isinstance(msgs, list) and msgs and all(isinstance(m, dict) and "role" in m for m in msgs):
+        return [dict(m) for m in msgs]
+    return [{"role": "user", "content": user_text(obs, info)}]
+
+
 def first_messages(info: dict, obs: str) -> list[dict]:
     system = info.get("system_prompt")
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": obs}]
@@ -121,7 +130,7 @@ def _step(ep: _Episode, gen, renderer: ChatRenderer, layout: Layout, max_context
     ep.messages += [{"role": "assistant", "content": content}]
     if ep.done:
         return
-    new = [{"role": "user", "content": user_text(obs, ep.info)}]
+    new = observation_messages(obs, info, ep.info)
     ep.messages += new
     if layout.kind == "full":
         ep.context_ids += list(ep.next_obs_ids) + list(gen.ids)
