@@ -21,6 +21,7 @@ ENV_ENTRY_POINTS: dict[str, str] = {
     f"{NAMESPACE}/Code-v0": "resrl_agents.envs.code:CodeEnv",
     f"{NAMESPACE}/BFCL-v0": "resrl_agents.envs.bfcl.env:BFCLEnv",
     f"{NAMESPACE}/ALFWorld-v0": "resrl_agents.envs.alfworld:ALFWorldEnv",
+    f"{NAMESPACE}/ToolUse-v0": "resrl_agents.envs.tool_use.env:ToolUseEnv",
 }
 
 
