@@ -6,10 +6,16 @@ log-probs. Backends differ only here; the agent loop is the same for all of them
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import torch
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+from resrl_agents.rollout.attention import decode_attention
+from resrl_agents.rollout.kv_cache import KV, PrefixStore, RowCache, batch_cache, cut_row
 
 
 @dataclass(frozen=True)
@@ -35,18 +41,102 @@ class Policy(Protocol):
 
 
 class HFPolicy:
-    """Batched sampling with a KV cache through ``model.generate`` (left-padded prompts)."""
+    """Batched sampling from a Hugging Face causal LM with per-episode KV caches.
 
-    def __init__(self, model, tokenizer, device: torch.device | str = "cpu"):
+    Each distinct prompt is prefilled on its own (no padding inside a prompt; a GRPO group's
+    identical first prompts once), starting from the cache of the previous turn when the prompt
+    extends it (``prefix_cache``, see ``kv_cache.py``). All rows then decode together from one
+    left-padded cache, and a row leaves the batch as soon as it emits EOS. Models whose cache is not
+    plain full attention (sliding windows, recurrent layers) go through ``model.generate``.
+    """
+
+    def __init__(self, model, tokenizer, device: torch.device | str = "cpu", prefix_cache: bool = True):
         self.model = model
         self.device = torch.device(device)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.prefix_cache = prefix_cache
+        self.store = PrefixStore()
+        self.own_decode = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+        self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
         if not prompts:
             return []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            if self.own_decode:
+                with decode_attention(self.model):
+                    return self._decode(prompts, params)
+            return self._hf_generate(prompts, params)
+        finally:
+            self.model.train(was_training)
+
+    def _prefill(self, prompt: Sequence[int]) -> tuple[KV, torch.Tensor]:
+        """Cache of ``prompt`` (1, h, T, d) per layer and the next-token logits (V,)."""
+        hit = self.store.lookup(prompt) if self.prefix_cache else None
+        start = len(hit.ids) if hit else 0
+        cache = DynamicCache(ddp_cache_data=hit.kv) if hit else DynamicCache(config=self.model.config)
+        ids = torch.tensor([prompt[start:]], dtype=torch.long, device=self.device)  # (1, n)
+        pos = torch.arange(start, len(prompt), device=self.device)[None]  # (1, n)
+        out = self.model(input_ids=ids, position_ids=pos, past_key_values=cache, use_cache=True, **self._logits_kw)
+        return [(layer.keys, layer.values) for layer in cache.layers], out.logits[0, -1].float()
+
+    def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
+        version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
+        if self.store.version != version:
+            self.store.clear()  # caches from other weights are never reused
+        prefilled: dict[tuple[int, ...], tuple[KV, torch.Tensor]] = {}
+        for p in prompts:
+            if tuple(p) not in prefilled:
+                prefilled[tuple(p)] = self._prefill(p)
+        rows = [prefilled[tuple(p)] for p in prompts]
+        lengths = [len(p) for p in prompts]
+        width = max(lengths)
+        cache = batch_cache([kv for kv, _ in rows], width, width + params.max_new_tokens)  # (B, h, W + S, d)
+        mask = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)  # (B, W)
+        for i, n in enumerate(lengths):
+            mask[i, width - n:] = 1
+        pos = torch.tensor(lengths, device=self.device)  # (b,) next position of each live row
+        logits = torch.stack([lg for _, lg in rows])  # (b, V)
+        rng = torch.Generator(device=self.device).manual_seed(params.seed)
+        eos = set(self.eos_ids)
+        alive = list(range(len(prompts)))  # batch row -> prompt index
+        ids: list[list[int]] = [[] for _ in prompts]
+        logps: list[list[float]] = [[] for _ in prompts]
+        saved: list[RowCache] = []
+        for step in range(params.max_new_tokens):
+            tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
+            keep = []
+            for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
+                ids[i].append(t)
+                logps[i].append(lp)
+                if t in eos or step == params.max_new_tokens - 1:
+                    if self.prefix_cache:  # holds the prompt and every generated token but the last
+                        kv = cut_row(cache, j, lengths[i] + step)
+                        saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), kv))
+                else:
+                    keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                sel = torch.tensor(keep, device=self.device)
+                cache.batch_select_indices(sel)
+                mask, pos, tok = mask[sel], pos[sel], tok[sel]
+                alive = [alive[j] for j in keep]
+            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, W + step + 1)
+            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
+                             past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1].float()  # (b, V)
+            pos = pos + 1
+        if self.prefix_cache:
+            self.store.replace(saved, version)
+        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos) for g, lp in zip(ids, logps)]
+
+    def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
+        """``model.generate`` on left-padded prompts, for caches the own decode loop cannot cut."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -55,22 +145,12 @@ class HFPolicy:
             attn[i, width - len(p):] = 1
         greedy = params.temperature <= 0
         torch.manual_seed(params.seed)
-        was_training = self.model.training
-        self.model.eval()
         out = self.model.generate(
-            input_ids=ids.to(self.device),
-            attention_mask=attn.to(self.device),
-            max_new_tokens=params.max_new_tokens,
-            do_sample=not greedy,
-            temperature=None if greedy else params.temperature,
-            top_p=None if greedy else params.top_p,
-            top_k=None,
-            eos_token_id=self.eos_ids,
-            pad_token_id=self.pad_id,
-            output_scores=True,
-            return_dict_in_generate=True,
+            input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
+            max_new_tokens=params.max_new_tokens, do_sample=not greedy,
+            temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
+            eos_token_id=self.eos_ids, pad_token_id=self.pad_id, output_scores=True, return_dict_in_generate=True,
         )
-        self.model.train(was_training)
         new = out.sequences[:, width:]  # (B, S)
         scores = torch.stack(out.scores, dim=1).float()  # (B, S, V) processed logits
         logp = torch.log_softmax(scores, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B, S)
@@ -81,6 +161,32 @@ class HFPolicy:
             if tok in self.eos_ids:
                 return Generation(tuple(ids[: j + 1]), tuple(logp[: j + 1]), True)
         return Generation(tuple(ids), tuple(logp), False)
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next token per row of ``logits`` (b, V) and its log-prob under the distribution sampled from:
+    softmax(logits / temperature) restricted to the top-p nucleus (HF's processed scores); greedy
+    (temperature 0) takes the argmax and reports its log-prob under softmax(logits)."""
+    if temperature <= 0:
+        logp_all = torch.log_softmax(logits, dim=-1)  # (b, V)
+        tok = logp_all.argmax(dim=-1)
+    else:
+        z = logits / temperature
+        if top_p < 1.0:
+            z = nucleus(z, top_p)
+        logp_all = torch.log_softmax(z, dim=-1)
+        tok = torch.multinomial(logp_all.exp(), 1, generator=rng).squeeze(-1)
+    return tok, logp_all.gather(-1, tok[:, None]).squeeze(-1)
+
+
+def nucleus(z: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Logits outside the smallest set of top tokens holding ``top_p`` of the mass set to -inf
+    (the top token always stays), as transformers' TopPLogitsWarper does."""
+    sorted_z, order = torch.sort(z, dim=-1)  # ascending
+    cum = torch.softmax(sorted_z, dim=-1).cumsum(dim=-1)
+    drop = cum <= 1 - top_p
+    drop[..., -1] = False
+    return z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

@@ -1,0 +1,119 @@
+"""Per-episode KV caches carried from one turn of the agent loop to the next.
+
+In the ``full`` layout an episode's next prompt is its previous prompt, then the generated ids,
+then the new observation. The keys/values of all but the last generated token already exist when
+the turn ends, so re-prefilling them every turn repeats O(context) work per turn (O(context²) in
+attention). :class:`PrefixStore` keeps, for every row of the last ``generate`` call, the cache of
+the tokens it fed the model and hands it back when a new prompt extends those tokens exactly.
+
+Caches are plain per-layer ``(k, v)`` tensors of one row, ``(1, h, T, d)``: rows of different
+lengths are joined into a left-padded batch cache (pads are zeros the model never computes, and
+the attention mask hides them) and cut back into rows when a row stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from transformers.cache_utils import Cache, DynamicLayer
+
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v), each (1, h, T, d)
+
+
+@dataclass(frozen=True)
+class RowCache:
+    """Keys/values of exactly the tokens ``ids``, in order, for one sequence."""
+
+    ids: tuple[int, ...]
+    kv: KV
+
+
+class PrefixStore:
+    """The row caches of the last call, looked up by exact token prefix.
+
+    Only the last call's rows are kept: in the agent loop every live episode's next prompt extends
+    its previous turn, and an episode that ended never comes back. ``version`` is a fingerprint of
+    the weights; caches computed under other weights are dropped, never reused.
+    """
+
+    def __init__(self) -> None:
+        self._by_len: dict[int, dict[tuple[int, ...], RowCache]] = {}
+        self.version: int | None = None
+
+    def lookup(self, prompt: Sequence[int]) -> RowCache | None:
+        """The longest stored cache whose ids are a proper prefix of ``prompt`` (at least one new
+        token must remain to produce the next logits)."""
+        for n in sorted(self._by_len, reverse=True):
+            if n < len(prompt):
+                hit = self._by_len[n].get(tuple(prompt[:n]))
+                if hit is not None:
+                    return hit
+        return None
+
+    def replace(self, rows: Sequence[RowCache], version: int) -> None:
+        self._by_len = {}
+        for r in rows:
+            self._by_len.setdefault(len(r.ids), {})[r.ids] = r
+        self.version = version
+
+    def clear(self) -> None:
+        self._by_len, self.version = {}, None
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self._by_len.values())
+
+
+class ReservedLayer(DynamicLayer):
+    """A cache layer whose keys/values live in a buffer reserved for the whole decode: a step writes
+    its column in place, where ``DynamicLayer`` copies the whole cache (``torch.cat``) every token."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, length: int):
+        super().__init__()
+        self._k, self._v, self._n = k, v, length  # (B, h, capacity, d), first `length` filled
+        self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        n = key_states.shape[-2]
+        if self._n + n > self._k.shape[2]:
+            raise RuntimeError(f"reserved KV cache full ({self._k.shape[2]} positions)")
+        self._k[:, :, self._n:self._n + n] = key_states
+        self._v[:, :, self._n:self._n + n] = value_states
+        self._n += n
+        self._view()
+        return self.keys, self.values
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._k, self._v = self._k[indices], self._v[indices]
+        self._view()
+
+
+def batch_cache(rows: Sequence[KV], width: int, capacity: int) -> Cache:
+    """Join row caches into one batch cache, each row right-aligned at ``width`` positions, with room
+    for ``capacity - width`` more.
+
+    Positions left of a row's tokens are zeros (finite, so a masked-out key never turns an attention
+    output into NaN); the caller's attention mask hides them.
+    """
+    layers = []
+    for layer in range(len(rows[0])):
+        k0 = rows[0][layer][0]
+        k = k0.new_zeros(len(rows), k0.shape[1], capacity, k0.shape[3])  # (B, h, capacity, d)
+        v = torch.zeros_like(k)
+        for i, row in enumerate(rows):
+            rk, rv = row[layer]  # (1, h, T_i, d)
+            k[i, :, width - rk.shape[2]:width] = rk[0]
+            v[i, :, width - rv.shape[2]:width] = rv[0]
+        layers.append(ReservedLayer(k, v, width))
+    return Cache(layers=layers)
+
+
+def cut_row(cache: Cache, i: int, length: int) -> KV:
+    """Row ``i``'s last ``length`` positions of a left-padded batch cache, as a ``(1, h, T, d)`` row."""
+    return [(layer.keys[i:i + 1, :, -length:].clone(), layer.values[i:i + 1, :, -length:].clone())
+            for layer in cache.layers]

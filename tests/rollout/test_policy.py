@@ -1,0 +1,145 @@
+"""HFPolicy's own decode loop: per-episode KV reuse, grouped decode attention, sampling."""
+
+from __future__ import annotations
+
+import random
+from contextlib import contextmanager
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers.generation.logits_process import TopPLogitsWarper
+
+from resrl_agents.rollout.attention import grouped_decode_attention
+from resrl_agents.rollout.policy import HFPolicy, SamplingParams, nucleus, sample
+
+
+def _prompts(n=4, seed=0):
+    rng = random.Random(seed)
+    return [[rng.randrange(5, 500) for _ in range(rng.randrange(20, 60))] for _ in range(n)]
+
+
+def _turns(policy, prompts, params, turns=3):
+    """Agent-loop-like calls: each next prompt = prompt + generated ids + a fixed observation."""
+    prompts, out = [list(p) for p in prompts], []
+    for t in range(turns):
+        gens = policy.generate(prompts, SamplingParams(params.max_new_tokens, params.temperature, params.top_p, seed=t))
+        out.append(gens)
+        for p, g in zip(prompts, gens):
+            p += list(g.ids) + [7, 8, 9]
+    return out
+
+
+@contextmanager
+def _fed_tokens(model):
+    """Counts tokens fed to the model (a forward pre-hook): how much was prefilled."""
+    fed = [0]
+    handle = model.register_forward_pre_hook(lambda m, a, kw: fed.__setitem__(0, fed[0] + kw["input_ids"].numel()),
+                                             with_kwargs=True)
+    try:
+        yield fed
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.0, 1.0), (1.0, 0.9)])
+def test_prefix_cache_reuses_turns_and_changes_nothing(tiny, temperature, top_p):
+    model, tok = tiny
+    cached, fresh = HFPolicy(model, tok, prefix_cache=True), HFPolicy(model, tok, prefix_cache=False)
+    params = SamplingParams(16, temperature, top_p)
+    a, b = _turns(cached, _prompts(), params), _turns(fresh, _prompts(), params)
+    for ga, gb in zip(a, b):
+        assert [g.ids for g in ga] == [g.ids for g in gb]
+        for x, y in zip(ga, gb):
+            assert x.logp == pytest.approx(y.logp, abs=1e-4)
+    assert len(cached.store) == 4 and len(fresh.store) == 0
+
+
+def test_prefix_cache_prefills_only_new_tokens(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    prompt = _prompts(1)[0]
+    (g,) = policy.generate([prompt], SamplingParams(8, 0.0))
+    nxt = prompt + list(g.ids) + [7, 8, 9]
+    with _fed_tokens(policy.model) as fed:
+        (g2,) = policy.generate([nxt], SamplingParams(8, 0.0))
+    # the last generated token and the 3 observation tokens, then one token per decode step but the last
+    assert fed[0] == 4 + len(g2.ids) - 1
+
+
+def test_identical_prompts_are_prefilled_once(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    prompt = _prompts(1)[0]
+    with _fed_tokens(policy.model) as fed:
+        gens = policy.generate([prompt] * 8, SamplingParams(1, 1.0, seed=3))
+    assert fed[0] == len(prompt) and len(gens) == 8
+
+
+def test_changed_weights_drop_the_cache(tiny):
+    model, tok = tiny
+    model = type(model)(model.config)  # a private copy: this test changes its weights
+    model.load_state_dict(tiny[0].state_dict())
+    cached = HFPolicy(model, tok)
+    prompts = _prompts()
+    gens = cached.generate(prompts, SamplingParams(8, 0.0))
+    with torch.no_grad():
+        model.model.norm.weight.mul_(1.5)  # an in-place update, as an optimizer step does
+    nxt = [p + list(g.ids) + [7] for p, g in zip(prompts, gens)]
+    with _fed_tokens(model) as fed:
+        a = cached.generate(nxt, SamplingParams(8, 0.0))
+    assert fed[0] >= sum(len(p) for p in nxt)  # everything prefilled again
+    b = HFPolicy(model, tok, prefix_cache=False).generate(nxt, SamplingParams(8, 0.0))
+    assert [g.ids for g in a] == [g.ids for g in b]
+
+
+def test_own_decode_matches_hf_generate_greedy(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    prompts = _prompts(6, seed=1)
+    own = policy.generate(prompts, SamplingParams(12, 0.0))
+    ref = policy._hf_generate(prompts, SamplingParams(12, 0.0))
+    assert [g.ids for g in own] == [g.ids for g in ref]
+    assert [g.stopped for g in own] == [g.stopped for g in ref]
+    for x, y in zip(own, ref):
+        assert x.logp == pytest.approx(y.logp, abs=1e-4)
+
+
+def test_grouped_decode_attention_matches_repeated_heads():
+    torch.manual_seed(0)
+    b, h, h_kv, k_len, d = 3, 8, 2, 11, 16
+
+    class Module:
+        num_key_value_groups = h // h_kv
+
+    q = torch.randn(b, h, 1, d)  # (B, H, 1, d)
+    k, v = torch.randn(b, h_kv, k_len, d), torch.randn(b, h_kv, k_len, d)  # (B, Hkv, K, d)
+    mask = torch.ones(b, 1, 1, k_len, dtype=torch.bool)
+    mask[0, :, :, :4] = False  # row 0 left-padded
+    out, _ = grouped_decode_attention(Module(), q, k, v, mask, scaling=d ** -0.5)  # (B, 1, H, d)
+    for i in range(b):  # reference: every head on its own, its kv head = head // groups
+        for head in range(h):
+            keep = mask[i, 0, 0]
+            kk, vv = k[i, head // Module.num_key_value_groups, keep], v[i, head // Module.num_key_value_groups, keep]
+            att = torch.softmax(q[i, head, 0] @ kk.T / d ** 0.5, dim=-1)  # (K,)
+            torch.testing.assert_close(out[i, 0, head], att @ vv, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.999])
+def test_nucleus_matches_transformers_top_p(top_p):
+    torch.manual_seed(1)
+    z = torch.randn(5, 50) * 3
+    ref = TopPLogitsWarper(top_p)(None, z.clone())
+    assert torch.equal(nucleus(z, top_p), ref)
+
+
+def test_sample_reports_logp_of_the_sampled_distribution():
+    torch.manual_seed(2)
+    logits = torch.randn(4, 30)
+    tok, logp = sample(logits, 0.7, 0.8, torch.Generator().manual_seed(0))
+    expect = F.log_softmax(nucleus(logits / 0.7, 0.8), dim=-1).gather(-1, tok[:, None]).squeeze(-1)
+    torch.testing.assert_close(logp, expect)
+    assert torch.isfinite(logp).all()  # sampled tokens are inside the nucleus
+    g_tok, g_logp = sample(logits, 0.0, 1.0, torch.Generator())
+    assert torch.equal(g_tok, logits.argmax(-1))
+    torch.testing.assert_close(g_logp, F.log_softmax(logits, -1).max(-1).values)
