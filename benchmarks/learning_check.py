@@ -6,6 +6,7 @@ GRPO and with ResRL from that same checkpoint. Sampled (T=1) and greedy accuracy
 problems are printed before and after each run; RL must raise the sampled accuracy.
 
     python benchmarks/learning_check.py [--sft-steps 700] [--rl-steps 200] [--out runs/learning_check]
+        [--sft-ckpt DIR (skip SFT)] [--algos grpo,resrl] [--lr 5e-5] [--lr-resrl LR]
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ def main() -> None:
     ap.add_argument("--rl-steps", type=int, default=200)
     ap.add_argument("--n-eval", type=int, default=500)
     ap.add_argument("--lr", type=float, default=5e-5)
+    ap.add_argument("--lr-resrl", type=float, default=None, help="ResRL's lr (default --lr)")
+    ap.add_argument("--algos", default="grpo,resrl")
+    ap.add_argument("--sft-ckpt", default=None, help="start from this checkpoint instead of running SFT")
     ap.add_argument("--out", default="runs/learning_check")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -75,24 +79,26 @@ def main() -> None:
     out = Path(args.out)
     common = ["env=math", "model=tiny", "trainer.num_threads=1", "trainer.progress=false"]
     tic = time.perf_counter()
-    run(SFTRecipe(compose_cfg("sft", common + [
-        f"trainer.steps={args.sft_steps}", f"trainer.lr={args.sft_lr}", f"trainer.batch_size={args.sft_batch}",
-        f"trainer.output_dir={out}/sft"])))
-    sft_ckpt = str(latest_checkpoint(out / "sft"))
+    if args.sft_ckpt is None:
+        run(SFTRecipe(compose_cfg("sft", common + [
+            f"trainer.steps={args.sft_steps}", f"trainer.lr={args.sft_lr}", f"trainer.batch_size={args.sft_batch}",
+            f"trainer.output_dir={out}/sft"])))
+    sft_ckpt = args.sft_ckpt or str(latest_checkpoint(out / "sft"))
     start_s, start_g = accuracy(sft_ckpt, args.n_eval, 1.0), accuracy(sft_ckpt, args.n_eval, 0.0)
-    print(f"SFT warm start ({args.sft_steps} steps, {time.perf_counter() - tic:.0f}s): "
+    print(f"SFT warm start ({sft_ckpt}, {time.perf_counter() - tic:.0f}s): "
           f"sampled {start_s:.3f}  greedy {start_g:.3f}", flush=True)
-    for algo in ("grpo", "resrl"):
+    for algo in args.algos.split(","):
         tic = time.perf_counter()
+        lr = args.lr_resrl if algo == "resrl" and args.lr_resrl is not None else args.lr
         run(RLRecipe(compose_cfg("train", common + [
-            f"algo={algo}", f"model.path={sft_ckpt}", f"trainer.steps={args.rl_steps}", f"trainer.lr={args.lr}",
+            f"algo={algo}", f"model.path={sft_ckpt}", f"trainer.steps={args.rl_steps}", f"trainer.lr={lr}",
             "trainer.warmup_steps=5", "trainer.save_every=1000000", "rollout.max_new_tokens=16",
             "rollout.prompts_per_step=8", "rollout.group_size=8", "trainer.micro_batch_size=64",
             "rollout.drift_check_frac=0.05", f"trainer.output_dir={out}/{algo}"])))
         end = str(latest_checkpoint(out / algo))
         end_s, end_g = accuracy(end, args.n_eval, 1.0), accuracy(end, args.n_eval, 0.0)
         print(f"{algo}: sampled accuracy {start_s:.3f} -> {end_s:.3f} ({end_s - start_s:+.3f}), "
-              f"greedy {start_g:.3f} -> {end_g:.3f}  [{args.rl_steps} steps, {time.perf_counter() - tic:.0f}s]", flush=True)
+              f"greedy {start_g:.3f} -> {end_g:.3f}  [{args.rl_steps} steps, lr {lr:g}, {time.perf_counter() - tic:.0f}s]", flush=True)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ class SFTTrainerConfig:
     num_threads: Optional[int] = None  # torch intra-op threads
     output_dir: str = "runs/sft"  # metrics and checkpoints
     save_every: int = 0  # checkpoint every N steps (0 = only at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept (0 = all)
     tensorboard: bool = True  # write TensorBoard event files
     progress: bool = True  # rich progress bar
 

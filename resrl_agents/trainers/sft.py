@@ -1,6 +1,7 @@
 """Supervised warm start: cross-entropy on assistant tokens only, so RL can start from a policy
 that is neither at 0 nor at 1. Examples come from a jsonl of ``{"messages": [...]}`` or from an
-env's expert (``env.unwrapped.expert_action()``) played through the env's own prompts."""
+env's expert (``env.unwrapped.expert_action()``) played through the env's own prompts, tools and
+observation messages, so SFT sees exactly the text RL will show."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ import torch
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import SFTConfig
 from resrl_agents.models import load_policy
-from resrl_agents.rollout.agent_loop import first_messages, user_text
+from resrl_agents.rollout.agent_loop import first_messages, observation_messages, user_text
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.recipe import pick_device, seed_everything
 
 
-def expert_conversations(env_id: str, env_kwargs: dict, n: int, seed: int) -> list[list[dict]]:
+Conversation = tuple[list[dict], list[dict] | None]  # (messages, OpenAI tool schemas or None)
+
+
+def expert_conversations(env_id: str, env_kwargs: dict, n: int, seed: int) -> list[Conversation]:
     """Play the env's expert for ``n`` episodes (seeds seed, seed+1, ...) and keep the chats."""
     env = gym.make(env_id, **env_kwargs)
     expert = env.unwrapped.expert_action
@@ -41,20 +45,23 @@ def expert_conversations(env_id: str, env_kwargs: dict, n: int, seed: int) -> li
             done = terminated or truncated
             if not done:
                 info = {**info, **step_info}
-                msgs.append({"role": "user", "content": user_text(obs, info)})
-        convs.append(msgs)
+                msgs += observation_messages(obs, step_info, info)
+        convs.append((msgs, info.get("tools")))
     env.close()
     return convs
 
 
-def read_conversations(path: str) -> list[list[dict]]:
+def read_conversations(path: str) -> list[Conversation]:
+    """Lines of ``{"messages": [...], "tools": [...]}`` (``tools`` optional)."""
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line)["messages"] for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [(r["messages"], r.get("tools")) for r in rows]
 
 
-def tokenize_conversation(tokenizer, messages: list[dict]) -> tuple[list[int], list[int]]:
+def tokenize_conversation(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> tuple[list[int], list[int]]:
     """(ids, mask) with mask 1 on assistant tokens, from the template's ``{% generation %}`` spans."""
-    out = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+    out = tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True, return_dict=True,
+                                        return_assistant_tokens_mask=True)
     mask = out["assistant_masks"]
     if not any(mask):
         raise ValueError("the chat template marks no assistant tokens (it needs {% generation %} blocks)")
@@ -93,7 +100,7 @@ class SFTRecipe:
         self.model, self.tokenizer = load_policy(self.cfg.model, device=self.device)
         convs = read_conversations(t.data) if t.data else expert_conversations(
             self.cfg.env.id, dict(self.cfg.env.kwargs), t.num_examples, t.seed)
-        self.rows = [tokenize_conversation(self.tokenizer, c) for c in convs]
+        self.rows = [tokenize_conversation(self.tokenizer, msgs, tools) for msgs, tools in convs]
         n_batches = math.ceil(len(self.rows) / t.batch_size)
         self.total = t.steps if t.steps > 0 else t.epochs * n_batches
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -132,7 +139,8 @@ class SFTRecipe:
         self.save(self.total)
 
     def save(self, step: int) -> None:
-        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.model, self.tokenizer, {"kind": "sft"}, keep=1)
+        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.model, self.tokenizer, {"kind": "sft"},
+                             keep=self.cfg.trainer.keep_checkpoints)
 
     def cleanup(self) -> None:
         self.logger.close()

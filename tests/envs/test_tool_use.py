@@ -399,13 +399,13 @@ def test_full_layout_with_tool_messages_has_no_drift(tiny, verifier):
         assert text.startswith(renderer.decode(t.token_ids()))
 
 
-def test_tool_observations_render_as_the_user_text_sft_writes(tiny, verifier):
-    """SFT's expert chats put an observation in a user message; the template renders that exactly
-    like the tool messages rollout uses, so warm start and RL see the same tokens."""
+def test_sft_expert_chats_are_the_rollout_messages_with_tools(tiny, verifier):
+    """SFT's expert chats carry the same tool messages and tool schemas as a rollout, so warm
+    start and RL see the same tokens."""
     _, tok = tiny
-    from resrl_agents.trainers.sft import expert_conversations
+    from resrl_agents.trainers.sft import expert_conversations, tokenize_conversation
 
-    (conv,) = expert_conversations(ENV_ID, {}, 1, seed=4)
+    ((conv, conv_tools),) = expert_conversations(ENV_ID, {}, 1, seed=4)
     env = ToolUseEnv(verifier=verifier)
     obs, info = env.reset(seed=4)
     as_tools = [{"role": "system", "content": info["system_prompt"]}, {"role": "user", "content": obs}]
@@ -414,11 +414,12 @@ def test_tool_observations_render_as_the_user_text_sft_writes(tiny, verifier):
         obs, _, terminated, truncated, step_info = env.step(action)
         if not (terminated or truncated):
             as_tools += observation_messages(obs, step_info, info)
-    assert [m["content"] for m in conv if m["role"] == "assistant"] == [
-        m["content"] for m in as_tools if m["role"] == "assistant"]
-    assert any(m["role"] == "tool" for m in as_tools)
-    render = lambda msgs: tok.apply_chat_template(msgs, tools=info["tools"], tokenize=False)  # noqa: E731
-    assert render(conv) == render(as_tools)
+    assert conv == as_tools and conv_tools == info["tools"]
+    assert any(m["role"] == "tool" for m in conv)
+    ids, mask = tokenize_conversation(tok, conv, conv_tools)
+    text = tok.decode(ids)
+    assert "<tools>" in text and '"name": "' + info["tools"][0]["function"]["name"] + '"' in text
+    assert tok.decode([i for i, m in zip(ids, mask) if m]).count("<|im_end|>") == sum(m["role"] == "assistant" for m in conv)
 
 
 @pytest.mark.slow
