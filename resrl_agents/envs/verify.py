@@ -20,14 +20,11 @@ import json
 import math
 import os
 import re
-import selectors
-import subprocess
 import sys
 import threading
-import time
-import weakref
-from pathlib import Path
 from typing import Any, Sequence
+
+from resrl_agents.envs.pipe_worker import PipeWorker, WorkerDied
 
 _FINAL = "####"
 _PLAIN_NUMBER = re.compile(r"^[-+]?(\d+(,\d{3})*(\.\d*)?|\.\d+)$")
@@ -93,70 +90,6 @@ def _worker_main(backstop_s: int) -> None:
 # Parent side
 
 
-class _WorkerDied(Exception):
-    pass
-
-
-class _Worker:
-    """One child process and a line reader on its stdout with deadlines."""
-
-    def __init__(self, backstop_s: int, start_timeout_s: float) -> None:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])  # so the child imports this same package
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "resrl_agents.envs.verify", str(backstop_s)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
-        self._finalizer = weakref.finalize(self, _kill, self.proc)
-        self._buf = b""
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if self.read_line(start_timeout_s) is None:
-            self.kill()
-            raise RuntimeError(f"math-verify worker did not start within {start_timeout_s}s")
-
-    def send(self, pairs: Sequence[tuple[str, str]]) -> None:
-        try:
-            self.proc.stdin.write((json.dumps([list(p) for p in pairs]) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
-            raise _WorkerDied(str(e)) from e
-
-    def read_line(self, timeout_s: float) -> dict[str, Any] | None:
-        """Next result line, or None on timeout; raises _WorkerDied on EOF."""
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sel.select(left):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                raise _WorkerDied(f"worker exited with code {self.proc.poll()}")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def kill(self, hard: bool = False) -> None:
-        """Stop the worker: ``hard`` kills at once (it is stuck), else closing stdin ends it."""
-        if hard:
-            self.proc.kill()
-        self._sel.close()
-        self._finalizer()
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=1.0)  # closing stdin ends a healthy worker
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 class MathVerifier:
     """Scores answers against gold with math-verify in a worker process; thread-safe.
 
@@ -170,7 +103,7 @@ class MathVerifier:
     def __init__(self, timeout_s: float = 5.0, start_timeout_s: float = 60.0) -> None:
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
-        self._worker: _Worker | None = None
+        self._worker: PipeWorker | None = None
         self._lock = threading.Lock()
         self.restarts = 0  # worker restarts after a timeout or crash (for metrics / tests)
 
@@ -190,22 +123,23 @@ class MathVerifier:
         out: list[tuple[bool, dict[str, Any]]] = []
         try:
             worker = self._ensure_worker()
-            worker.send(pairs)
+            worker.send([list(p) for p in pairs])
             while len(out) < len(pairs):
-                line = worker.read_line(self.timeout_s)
+                line = worker.read(self.timeout_s)
                 if line is None:
                     self._discard_worker(hard=True)
                     return out + [(False, {"timeout": True, "parsed": "", "error": None})]
                 out.append((line["ok"], {"timeout": False, "parsed": line["parsed"], "error": line["error"]}))
-        except _WorkerDied as e:
+        except WorkerDied as e:
             self._discard_worker(hard=True)
             out.append((False, {"timeout": False, "parsed": "", "error": f"verifier worker crashed: {e}"}))
         return out
 
-    def _ensure_worker(self) -> _Worker:
+    def _ensure_worker(self) -> PipeWorker:
         if self._worker is None or self._worker.proc.poll() is not None:
             backstop_s = max(1, math.ceil(2 * self.timeout_s))
-            self._worker = _Worker(backstop_s, self.start_timeout_s)
+            self._worker = PipeWorker(["-m", "resrl_agents.envs.verify", str(backstop_s)],
+                                      "math-verify worker", self.start_timeout_s, grace_s=1.0)
         return self._worker
 
     def _discard_worker(self, hard: bool) -> None:

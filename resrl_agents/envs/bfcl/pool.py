@@ -8,85 +8,14 @@ session's earlier steps (BFCL's backends are deterministic: seeded RNGs, no cloc
 
 from __future__ import annotations
 
-import json
-import os
-import selectors
-import subprocess
-import sys
 import threading
-import time
 import uuid
-import weakref
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
+from resrl_agents.envs.pipe_worker import PipeWorker, WorkerDied
+
 Call = tuple[str, dict]  # (function name, JSON arguments)
-
-
-class WorkerDied(RuntimeError):
-    pass
-
-
-class _Proc:
-    """One worker process and a deadline-aware line reader on its stdout."""
-
-    def __init__(self, backstop_s: int, start_timeout_s: float) -> None:
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[3])  # the child imports this same package
-        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from resrl_agents.envs.bfcl.worker import _worker_main; "
-             f"_worker_main({backstop_s})"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
-        self._finalizer = weakref.finalize(self, _stop, self.proc)
-        self._buf = b""
-        self._sel = selectors.DefaultSelector()
-        self._sel.register(self.proc.stdout, selectors.EVENT_READ)
-        if self.read(start_timeout_s) is None:
-            self.kill(hard=True)
-            raise RuntimeError(f"BFCL worker did not start within {start_timeout_s}s")
-
-    def request(self, req: dict, timeout_s: float) -> dict | None:
-        """The response, or None on timeout; raises WorkerDied when the process is gone."""
-        try:
-            self.proc.stdin.write((json.dumps(req) + "\n").encode())
-            self.proc.stdin.flush()
-        except (BrokenPipeError, OSError) as e:
-            raise WorkerDied(str(e)) from e
-        return self.read(timeout_s)
-
-    def read(self, timeout_s: float) -> dict | None:
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._sel.select(left):
-                return None
-            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                raise WorkerDied(f"worker exited with code {self.proc.poll()}")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return json.loads(line)
-
-    def kill(self, hard: bool = False) -> None:
-        if hard:
-            self.proc.kill()
-        self._sel.close()
-        self._finalizer()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    for stream in (proc.stdin, proc.stdout):
-        try:
-            stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=2.0)  # closing stdin ends a healthy worker
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @dataclass
@@ -119,21 +48,24 @@ class BFCLWorkerPool:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         self.timeout_s = timeout_s
         self.start_timeout_s = start_timeout_s
-        self._procs: list[_Proc | None] = [None] * num_workers
+        self._procs: list[PipeWorker | None] = [None] * num_workers
         self._locks = [threading.Lock() for _ in range(num_workers)]
         self._next = 0
         self.restarts = 0  # workers replaced after a timeout or crash (metrics / tests)
 
     # ---------------------------------------------------------------- requests
 
-    def _ensure(self, i: int) -> _Proc:
+    def _ensure(self, i: int) -> PipeWorker:
         proc = self._procs[i]
         if proc is None or proc.proc.poll() is not None:
             if proc is not None:
                 proc.kill(hard=True)
                 self.restarts += 1
             backstop = max(1, int(2 * self.timeout_s) + 1)
-            proc = self._procs[i] = _Proc(backstop, self.start_timeout_s)
+            main = ("from resrl_agents.envs.bfcl.worker import _worker_main; "
+                    f"_worker_main({backstop})")
+            proc = self._procs[i] = PipeWorker(["-c", main], "BFCL worker", self.start_timeout_s,
+                                               grace_s=2.0)
         return proc
 
     def _discard(self, i: int) -> None:
