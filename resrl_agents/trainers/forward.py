@@ -101,7 +101,6 @@ def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: floa
     ref_logp = torch.zeros(B, T) if ref_model is not None else None
     weight = torch.ones(B, T)
     stats: list[GroupStats] = []
-    gids = batch.group_id.tolist()
     buffers: dict[int, _GroupBuffer] = {}
     pos_row, neg_row = row_signs(batch, resrl.sign_from) if resrl else (None, None)
     hook = capture_hidden(model, resrl.hidden_layer) if resrl else contextlib.nullcontext([])
@@ -116,17 +115,17 @@ def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: floa
             if resrl is None:
                 continue
             hidden = captured.pop()  # (b, t, H); position t-1 predicts token t
-            mask = mb.loss_mask[:, 1:].bool()  # (b, t-1) policy tokens 1..t-1
-            r, c = mask.nonzero(as_tuple=True)
-            for j, row in enumerate(idx.tolist()):
-                g = gids[row]
-                buf = buffers.setdefault(g, _GroupBuffer(gids.count(g), [], [], [], []))
-                sel = r == j
-                buf.h.append(hidden[j, c[sel]])  # (n_j, H)
-                buf.where.append((torch.full((int(sel.sum()),), row), c[sel] + 1))
-                buf.pos.append(pos_row[row].expand(int(sel.sum())))
-                buf.neg.append(neg_row[row].expand(int(sel.sum())))
-                buf.rows_left -= 1
+            r, c = mb.loss_mask[:, 1:].bool().nonzero(as_tuple=True)  # policy tokens 1..t-1 of (b, t-1)
+            rows = idx[r]  # batch row of every policy token
+            mb_groups, tok_groups = batch.group_id[idx], batch.group_id[rows]
+            for g in mb_groups.unique().tolist():
+                buf = buffers.setdefault(g, _GroupBuffer(int((batch.group_id == g).sum()), [], [], [], []))
+                sel = tok_groups == g
+                buf.h.append(hidden[r[sel], c[sel]])  # (n, H)
+                buf.where.append((rows[sel], c[sel] + 1))
+                buf.pos.append(pos_row[rows[sel]])
+                buf.neg.append(neg_row[rows[sel]])
+                buf.rows_left -= int((mb_groups == g).sum())
                 if buf.rows_left == 0:  # the whole group has been scored: weight it now
                     w, s = resrl_group_weights(torch.cat(buf.h), torch.cat(buf.pos), torch.cat(buf.neg),
                                                seed=group_seed[g], **resrl.kwargs())

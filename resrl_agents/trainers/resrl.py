@@ -55,17 +55,25 @@ class GroupStats:
 
 
 def _positive_subspace(X: Tensor, k: int, niter: int, seed: int) -> Tensor:
-    """Top-k right singular vectors ``V_k (H, k)`` of the centred positives ``X (M, H)``."""
-    H = X.shape[1]
+    """Top-k right singular vectors ``V_k (H, k)`` of the centred positives ``X (M, H)``.
+
+    Randomized SVD (``torch.svd_lowrank``). When the Gram matrix ``XᵀX (H, H)`` is cheaper to
+    form than the power iterations over ``X`` (small H, many tokens), it is decomposed instead:
+    its singular vectors are ``X``'s right singular vectors, and each iteration costs O(H²q)
+    instead of O(MHq).
+    """
+    M, H = X.shape
     if k == 0:
         return X.new_zeros(H, 0)
-    q = min(k + OVERSAMPLE, X.shape[0], H)
+    q = min(k + OVERSAMPLE, M, H)
+    use_gram = M > H and M * H * H < (2 * niter + 2) * M * H * q
+    A = X.T @ X if use_gram else X  # (H, H) or (M, H)
     # svd_lowrank draws its test matrix from the global RNG: fork it so the result depends only on
     # (group, seed) and the caller's RNG stream is untouched.
     devices = [X.device] if X.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        _, _, V = torch.svd_lowrank(X, q=q, niter=niter)  # V: (H, q)
+        _, _, V = torch.svd_lowrank(A, q=q, niter=niter)  # V: (H, q)
     return V[:, :k]  # (H, k)
 
 
