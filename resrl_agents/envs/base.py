@@ -4,7 +4,8 @@ A text env is a ``gymnasium.Env[str, str]``: observations and actions are string
 
 * ``reset(seed=None, options=None) -> (obs, info)``. The same ``seed`` always yields the same task
   and the same first observation, so G copies reset with one seed form a GRPO group.
-  ``options={"task_id": ...}`` picks a task explicitly. ``info`` carries :class:`ResetInfo` keys.
+  ``options={"task_id": ...}`` or ``{"index": i}`` picks a task explicitly (envs with a task
+  list use :func:`pick_task_index`). ``info`` carries :class:`ResetInfo` keys.
 * ``step(action) -> (obs, reward, terminated, truncated, info)``. ``action`` is the model's raw
   text; the env parses it with the shared parsers (``resrl_agents.tools.parsers``) so training,
   eval and serving agree. Bad format is never an exception: it is an observation, ``info["invalid"]
@@ -20,9 +21,10 @@ Envs import neither torch nor transformers (checked by a test).
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, Callable, Mapping, TypedDict
 
 import gymnasium as gym
+import numpy as np
 
 MAX_TEXT = 1 << 20
 
@@ -55,6 +57,32 @@ class AnyText(gym.spaces.Text):
 
     def __repr__(self) -> str:
         return f"AnyText({self.min_length}, {self.max_length})"
+
+
+def pick_task_index(options: Mapping[str, Any] | None, n: int, np_random: np.random.Generator,
+                    lookup_id: Callable[[str], int | None]) -> int:
+    """The task index ``reset(options=...)`` asks for, among ``n`` tasks.
+
+    ``{"task_id": id}`` -> ``lookup_id(id)`` (None, or its own KeyError, for an unknown id);
+    ``{"index": i}`` -> ``i`` with ``0 <= i < n``; no options -> a draw from ``np_random`` (the
+    env's seeded RNG, so one seed always picks one task). Any other key is a ValueError, so that
+    a misspelled option fails loudly instead of silently picking a random task.
+    """
+    options = options or {}
+    unknown = set(options) - {"task_id", "index"}
+    if unknown:
+        raise ValueError(f"unknown reset options {sorted(unknown)}; use 'task_id' or 'index'")
+    if "task_id" in options:
+        index = lookup_id(options["task_id"])
+        if index is None:
+            raise KeyError(f"no task {options['task_id']!r} in this env's split")
+        return index
+    if "index" in options:
+        index = int(options["index"])
+        if not 0 <= index < n:
+            raise IndexError(f"task index {index} out of range [0, {n})")
+        return index
+    return int(np_random.integers(n))
 
 
 class TextEnv(gym.Env[str, str]):

@@ -7,7 +7,7 @@ from typing import Any
 
 from gymnasium.error import ResetNeeded
 
-from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv
+from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv, pick_task_index
 from resrl_agents.envs.math_tasks import MathTask, Split, make_tasks
 from resrl_agents.envs.verify import MathVerifier
 
@@ -85,24 +85,12 @@ class MathEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        self._task = self.tasks.get(self._pick_index(options or {}))
+        i = pick_task_index(options, len(self.tasks), self.np_random, self.tasks.index_of)
+        self._task = self.tasks.get(i)
         self._done, self._last_answer, self._last_reward = False, None, 0.0
         info: ResetInfo = {"task_id": self._task.task_id, "task": self._task.question,
                            "family": self._task.family, "system_prompt": self.system_prompt}
         return self._task.question, dict(info)
-
-    def _pick_index(self, options: dict[str, Any]) -> int:
-        unknown = set(options) - {"task_id", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'task_id' or 'index'")
-        if "task_id" in options:
-            return self.tasks.index_of(options["task_id"])
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.tasks):
-                raise IndexError(f"task index {index} out of range [0, {len(self.tasks)})")
-            return index
-        return int(self.np_random.integers(len(self.tasks)))
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done or self._task is None:

@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 
 from gymnasium.error import ResetNeeded
 
-from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv
+from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv, pick_task_index
 from resrl_agents.envs.bfcl.data import (ANY_CALL_EXPECTED, MULTI_TURN, NO_CALL_EXPECTED,
                                          BFCLTask, Split, TaskList, add_language_hint,
                                          expand_categories, load_tasks,
@@ -156,7 +156,8 @@ class BFCLEnv(TextEnv):
               ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
         self._end_session()
-        task = self._task = self.tasks[self._pick_index(options or {})]
+        i = pick_task_index(options, len(self.tasks), self.np_random, self._index.get)
+        task = self._task = self.tasks[i]
         every_doc = list(task.functions) + [d for ds in task.missed_function.values() for d in ds]
         self._name_maps([d["name"] for d in every_doc])
         self._available = add_language_hint(task.functions, task.category)
@@ -169,21 +170,6 @@ class BFCLEnv(TextEnv):
         info: ResetInfo = {"task_id": task.task_id, "task": obs, "family": task.category,
                            "system_prompt": self._system_prompt()}
         return obs, {**info, "tools": self._tools()}
-
-    def _pick_index(self, options: dict[str, Any]) -> int:
-        unknown = set(options) - {"task_id", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'task_id' or 'index'")
-        if "task_id" in options:
-            if options["task_id"] not in self._index:
-                raise KeyError(f"no BFCL task {options['task_id']!r} in this env's split")
-            return self._index[options["task_id"]]
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.tasks):
-                raise IndexError(f"task index {index} out of range [0, {len(self.tasks)})")
-            return index
-        return int(self.np_random.integers(len(self.tasks)))
 
     def _name_maps(self, names: list[str]) -> None:
         """BFCL name <-> the name shown to the model (sanitized unless that would collide)."""

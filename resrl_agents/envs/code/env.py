@@ -7,7 +7,7 @@ from typing import Any
 
 from gymnasium.error import ResetNeeded
 
-from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv
+from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv, pick_task_index
 from resrl_agents.envs.code.tasks import CodeTask, judge, load_tasks, split_tasks
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -113,25 +113,13 @@ class CodeEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        self._task = self.tasks[self._pick_index(options or {})]
+        i = pick_task_index(options, len(self.tasks), self.np_random, self._by_id.get)
+        self._task = self.tasks[i]
         self._done, self._last = False, None
         obs = render_task(self._task)
         info: ResetInfo = {"task_id": self._task.task_id, "task": obs,
                            "family": self._task.family, "system_prompt": self.system_prompt}
         return obs, dict(info)
-
-    def _pick_index(self, options: dict[str, Any]) -> int:
-        unknown = set(options) - {"task_id", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'task_id' or 'index'")
-        if "task_id" in options:
-            return self._by_id[options["task_id"]]
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.tasks):
-                raise IndexError(f"task index {index} out of range [0, {len(self.tasks)})")
-            return index
-        return int(self.np_random.integers(len(self.tasks)))
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._done or self._task is None:

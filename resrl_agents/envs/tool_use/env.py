@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from gymnasium.error import ResetNeeded
 
-from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv
+from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv, pick_task_index
 from resrl_agents.envs.tool_use.answer import AnswerChecker, Match, extract_answer
 from resrl_agents.envs.tool_use.examples import EXAMPLE_TASKS, EXAMPLE_TOOLS
 from resrl_agents.envs.tool_use.loading import (Split, ToolSpec, ToolTask, load_tasks,
@@ -127,28 +127,14 @@ class ToolUseEnv(TextEnv):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
               ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        task = self._task = self.tasks[self._pick_index(options or {})]
+        i = pick_task_index(options, len(self.tasks), self.np_random, self._index.get)
+        task = self._task = self.tasks[i]
         self._turns, self._tool_steps, self._done, self._last_reward = 0, 0, False, 0.0
         self._context = {"task": copy.deepcopy(dict(task.record))}
         self._transcript = [f"user: {task.question}"]
         info: ResetInfo = {"task_id": task.task_id, "task": task.question, "family": task.family,
                            "system_prompt": self.system_prompt}
         return task.question, {**info, "tools": self.registry.schemas()}
-
-    def _pick_index(self, options: dict[str, Any]) -> int:
-        unknown = set(options) - {"task_id", "index"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; use 'task_id' or 'index'")
-        if "task_id" in options:
-            if options["task_id"] not in self._index:
-                raise KeyError(f"no task {options['task_id']!r} in this env's split")
-            return self._index[options["task_id"]]
-        if "index" in options:
-            index = int(options["index"])
-            if not 0 <= index < len(self.tasks):
-                raise IndexError(f"task index {index} out of range [0, {len(self.tasks)})")
-            return index
-        return int(self.np_random.integers(len(self.tasks)))
 
     # ------------------------------------------------------------------------------- step
 
