@@ -39,13 +39,25 @@ def _torch_single_thread() -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny(tmp_path_factory):
-    """The real tiny Qwen3 policy and its tokenizer, built once per session into a temp cache."""
+def tiny_cfg(tmp_path_factory):
+    """The default tiny model config, cached in a session temp folder (never ~/.cache)."""
+    from resrl_agents.config.schema import ModelConfig
+
+    return ModelConfig(name="tiny", cache_dir=str(tmp_path_factory.mktemp("model_cache")))
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_cfg):
+    """The real tiny Qwen3 policy: ``(model, tokenizer)`` through the public ``load_policy``, built
+    once per session. torch is imported here, not at module level (env tests forbid it)."""
     import torch
 
-    from resrl_agents.config.schema import ModelConfig
     from resrl_agents.models import load_policy
 
     torch.set_num_threads(1)
-    cfg = ModelConfig(name="tiny", cache_dir=str(tmp_path_factory.mktemp("model_cache")))
-    return load_policy(cfg)
+    return load_policy(tiny_cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_tok(tiny):
+    return tiny[1]
