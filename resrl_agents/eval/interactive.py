@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resrl_agents.rollout.agent_loop import Layout, first_messages, user_text, window_prompt
+from resrl_agents.rollout.agent_loop import Layout, first_messages, observation_messages, user_text, window_prompt
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Policy, SamplingParams
 from resrl_agents.tools.react import parse_react
@@ -234,7 +234,7 @@ class InteractiveSession:
         s.obs, s.terminated, s.truncated, s.error = obs, rec.terminated, rec.truncated, error
         s.messages.append({"role": "assistant", "content": text})
         if not self.done:
-            s.messages.append({"role": "user", "content": user_text(obs, s.info)})
+            s.messages += observation_messages(obs, info, s.info)
         return rec
 
     def take_typed(self, typed: str) -> TurnRecord:

@@ -64,3 +64,28 @@ def test_greedy_answer_is_sensible(smollm2):
         out = model.generate(**enc, max_new_tokens=12, do_sample=False)  # (1, T + N)
     answer = tok.decode(out[0, enc["input_ids"].shape[1]:])
     assert "Paris" in answer, answer
+
+
+@pytest.mark.parametrize("env_id", ["resrl_agents/ALFWorld-v0", "resrl_agents/WebShop-v0"])
+def test_full_layout_has_no_drift_with_smollm2_template(smollm2, env_id):
+    """Real multi-turn rollouts (sampled, T=1) with SmolLM2's tokenizer and our template: the stored
+    context tokens match a re-render of the final conversations exactly."""
+    import gymnasium as gym
+
+    import resrl_agents.envs  # noqa: F401  (registers the env ids)
+    from resrl_agents.rollout.agent_loop import rollout
+    from resrl_agents.rollout.chat import ChatRenderer
+    from resrl_agents.rollout.drift import drift_check
+    from resrl_agents.rollout.policy import HFPolicy
+
+    model, tok = smollm2
+    envs = [gym.make(env_id, max_turns=2) for _ in range(2)]
+    try:
+        trajs = rollout(envs, [0, 1], [0, 1], HFPolicy(model, tok), ChatRenderer(tok), history="full",
+                        max_new_tokens=16, max_context_tokens=8192, temperature=1.0, top_p=1.0, seed=5)
+    finally:
+        for e in envs:
+            e.close()
+    assert sum(t.num_turns for t in trajs) >= 3  # observations were appended
+    report = drift_check(trajs, ChatRenderer(tok))
+    assert report.checked == 2 and report.drift_rate == 0.0
