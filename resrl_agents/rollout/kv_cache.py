@@ -66,22 +66,28 @@ class PrefixStore:
 
 
 class ReservedLayer(DynamicLayer):
-    """A cache layer whose keys/values live in a buffer reserved for the whole decode: a step writes
-    its column in place, where ``DynamicLayer`` copies the whole cache (``torch.cat``) every token."""
+    """A cache layer whose keys/values live in a buffer reserved for the whole call: a forward
+    writes its columns in place, where ``DynamicLayer`` copies the whole cache (``torch.cat``)
+    every token. Without initial contents the buffer is allocated at the first update."""
 
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, length: int):
+    def __init__(self, capacity: int, k: torch.Tensor | None = None, v: torch.Tensor | None = None, length: int = 0):
         super().__init__()
-        self._k, self._v, self._n = k, v, length  # (B, h, capacity, d), first `length` filled
-        self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
-        self._view()
+        self.capacity, self._k, self._v, self._n = capacity, k, v, length  # (B, h, capacity, d)
+        if k is not None:
+            self.dtype, self.device, self.is_initialized = k.dtype, k.device, True
+            self._view()
 
     def _view(self) -> None:
         self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        n = key_states.shape[-2]
-        if self._n + n > self._k.shape[2]:
-            raise RuntimeError(f"reserved KV cache full ({self._k.shape[2]} positions)")
+        b, h, n, d = key_states.shape
+        if self._k is None:
+            self._k = key_states.new_zeros(b, h, self.capacity, d)
+            self._v = value_states.new_zeros(b, h, self.capacity, value_states.shape[3])
+            self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
+        if self._n + n > self.capacity:
+            raise RuntimeError(f"reserved KV cache full ({self.capacity} positions)")
         self._k[:, :, self._n:self._n + n] = key_states
         self._v[:, :, self._n:self._n + n] = value_states
         self._n += n
@@ -89,31 +95,36 @@ class ReservedLayer(DynamicLayer):
         return self.keys, self.values
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._k, self._v = self._k[indices], self._v[indices]
-        self._view()
+        if self._k is not None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._view()
 
 
-def batch_cache(rows: Sequence[KV], width: int, capacity: int) -> Cache:
+def batch_cache(rows: Sequence[KV | None], width: int, capacity: int, num_layers: int) -> Cache:
     """Join row caches into one batch cache, each row right-aligned at ``width`` positions, with room
-    for ``capacity - width`` more.
+    for ``capacity - width`` more (``None``: a row with nothing cached).
 
     Positions left of a row's tokens are zeros (finite, so a masked-out key never turns an attention
     output into NaN); the caller's attention mask hides them.
     """
+    known = [r for r in rows if r is not None]
+    if not known or width == 0:
+        return Cache(layers=[ReservedLayer(capacity) for _ in range(num_layers)])
     layers = []
-    for layer in range(len(rows[0])):
-        k0 = rows[0][layer][0]
+    for layer in range(num_layers):
+        k0, v0 = known[0][layer]  # (1, h, T, d)
         k = k0.new_zeros(len(rows), k0.shape[1], capacity, k0.shape[3])  # (B, h, capacity, d)
-        v = torch.zeros_like(k)
+        v = v0.new_zeros(len(rows), v0.shape[1], capacity, v0.shape[3])
         for i, row in enumerate(rows):
-            rk, rv = row[layer]  # (1, h, T_i, d)
-            k[i, :, width - rk.shape[2]:width] = rk[0]
-            v[i, :, width - rv.shape[2]:width] = rv[0]
-        layers.append(ReservedLayer(k, v, width))
+            if row is not None:
+                rk, rv = row[layer]  # (1, h, T_i, d)
+                k[i, :, width - rk.shape[2]:width] = rk[0]
+                v[i, :, width - rv.shape[2]:width] = rv[0]
+        layers.append(ReservedLayer(capacity, k, v, width))
     return Cache(layers=layers)
 
 
-def cut_row(cache: Cache, i: int, length: int) -> KV:
-    """Row ``i``'s last ``length`` positions of a left-padded batch cache, as a ``(1, h, T, d)`` row."""
-    return [(layer.keys[i:i + 1, :, -length:].clone(), layer.values[i:i + 1, :, -length:].clone())
-            for layer in cache.layers]
+def cut_row(cache: Cache, i: int, valid: torch.Tensor) -> KV:
+    """Row ``i`` of a padded batch cache as a ``(1, h, T, d)`` row of its ``valid`` (bool over the
+    cached positions) entries, in order."""
+    return [(layer.keys[i:i + 1, :, valid], layer.values[i:i + 1, :, valid]) for layer in cache.layers]

@@ -6,16 +6,15 @@ log-probs. Backends differ only here; the agent loop is the same for all of them
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer
 
 from resrl_agents.rollout.attention import decode_attention
-from resrl_agents.rollout.kv_cache import KV, PrefixStore, RowCache, batch_cache, cut_row
+from resrl_agents.rollout.kv_cache import PrefixStore, RowCache, batch_cache, cut_row
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,11 @@ class Policy(Protocol):
 class HFPolicy:
     """Batched sampling from a Hugging Face causal LM with per-episode KV caches.
 
-    Each distinct prompt is prefilled on its own (no padding inside a prompt; a GRPO group's
-    identical first prompts once), starting from the cache of the previous turn when the prompt
-    extends it (``prefix_cache``, see ``kv_cache.py``). All rows then decode together from one
-    left-padded cache, and a row leaves the batch as soon as it emits EOS. Models whose cache is not
-    plain full attention (sliding windows, recurrent layers) go through ``model.generate``.
+    One forward prefills the distinct prompts (a GRPO group's identical first prompts once), each
+    from the cache of the previous turn when the prompt extends it (``prefix_cache``, see
+    ``kv_cache.py``). All rows then decode together, and a row leaves the batch as soon as it
+    emits EOS. Models whose cache is not plain full attention (sliding windows, recurrent layers)
+    go through ``model.generate``.
     """
 
     def __init__(self, model, tokenizer, device: torch.device | str = "cpu", prefix_cache: bool = True):
@@ -58,7 +57,7 @@ class HFPolicy:
         self.prefix_cache = prefix_cache
         self.store = PrefixStore()
         self.own_decode = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
-        self._logits_kw = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+        self.num_layers = len(DynamicCache(config=model.config).layers)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
@@ -74,33 +73,43 @@ class HFPolicy:
         finally:
             self.model.train(was_training)
 
-    def _prefill(self, prompt: Sequence[int]) -> tuple[KV, torch.Tensor]:
-        """Cache of ``prompt`` (1, h, T, d) per layer and the next-token logits (V,)."""
-        hit = self.store.lookup(prompt) if self.prefix_cache else None
-        start = len(hit.ids) if hit else 0
-        cache = DynamicCache(ddp_cache_data=hit.kv) if hit else DynamicCache(config=self.model.config)
-        ids = torch.tensor([prompt[start:]], dtype=torch.long, device=self.device)  # (1, n)
-        pos = torch.arange(start, len(prompt), device=self.device)[None]  # (1, n)
-        out = self.model(input_ids=ids, position_ids=pos, past_key_values=cache, use_cache=True, **self._logits_kw)
-        return [(layer.keys, layer.values) for layer in cache.layers], out.logits[0, -1].float()
+    def _prefill(self, prompts: list[tuple[int, ...]], room: int) -> tuple[Cache, torch.Tensor, torch.Tensor]:
+        """One forward over the uncached tail of every prompt: a batch cache with ``room`` free
+        positions, its attention mask ``(D, W)`` and the next-token logits ``(D, V)``.
+
+        Row i holds [pads | cached prefix | tail | pads]: cached prefixes are right-aligned at
+        column C, tails start there and are right-padded to the longest; positions are explicit.
+        """
+        hits = [self.store.lookup(p) if self.prefix_cache else None for p in prompts]
+        starts = [len(h.ids) if h else 0 for h in hits]
+        C = max(starts)
+        S = max(len(p) - s for p, s in zip(prompts, starts))
+        cache = batch_cache([h.kv if h else None for h in hits], C, C + S + room, self.num_layers)
+        ids = torch.full((len(prompts), S), self.pad_id, dtype=torch.long)  # (D, S)
+        mask = torch.zeros(len(prompts), C + S, dtype=torch.long)  # (D, C + S)
+        for i, (p, s) in enumerate(zip(prompts, starts)):
+            ids[i, : len(p) - s] = torch.tensor(p[s:])
+            mask[i, C - s: C + len(p) - s] = 1
+        pos = torch.tensor(starts)[:, None] + torch.arange(S)  # (D, S)
+        ids, mask, pos = ids.to(self.device), mask.to(self.device), pos.to(self.device)
+        hidden = self.model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                          past_key_values=cache, use_cache=True).last_hidden_state  # (D, S, H)
+        last = torch.tensor([len(p) - s - 1 for p, s in zip(prompts, starts)], device=self.device)
+        logits = self.model.get_output_embeddings()(hidden[torch.arange(len(prompts), device=self.device), last])
+        return cache, mask, logits.float()  # (D, V)
 
     def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
         version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
         if self.store.version != version:
             self.store.clear()  # caches from other weights are never reused
-        prefilled: dict[tuple[int, ...], tuple[KV, torch.Tensor]] = {}
-        for p in prompts:
-            if tuple(p) not in prefilled:
-                prefilled[tuple(p)] = self._prefill(p)
-        rows = [prefilled[tuple(p)] for p in prompts]
-        lengths = [len(p) for p in prompts]
-        width = max(lengths)
-        cache = batch_cache([kv for kv, _ in rows], width, width + params.max_new_tokens)  # (B, h, W + S, d)
-        mask = torch.zeros(len(prompts), width, dtype=torch.long, device=self.device)  # (B, W)
-        for i, n in enumerate(lengths):
-            mask[i, width - n:] = 1
-        pos = torch.tensor(lengths, device=self.device)  # (b,) next position of each live row
-        logits = torch.stack([lg for _, lg in rows])  # (b, V)
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))  # identical prompts prefilled once
+        cache, mask, logits = self._prefill(distinct, params.max_new_tokens)
+        if len(distinct) < len(prompts):
+            row = {p: i for i, p in enumerate(distinct)}
+            sel = torch.tensor([row[tuple(p)] for p in prompts], device=self.device)
+            cache.batch_select_indices(sel)
+            mask, logits = mask[sel], logits[sel]
+        pos = torch.tensor([len(p) for p in prompts], device=self.device)  # (b,) next position of each live row
         rng = torch.Generator(device=self.device).manual_seed(params.seed)
         eos = set(self.eos_ids)
         alive = list(range(len(prompts)))  # batch row -> prompt index
@@ -115,8 +124,7 @@ class HFPolicy:
                 logps[i].append(lp)
                 if t in eos or step == params.max_new_tokens - 1:
                     if self.prefix_cache:  # holds the prompt and every generated token but the last
-                        kv = cut_row(cache, j, lengths[i] + step)
-                        saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), kv))
+                        saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), cut_row(cache, j, mask[j].bool())))
                 else:
                     keep.append(j)
             if not keep:

@@ -32,9 +32,9 @@ def _turns(policy, prompts, params, turns=3):
 
 @contextmanager
 def _fed_tokens(model):
-    """Counts tokens fed to the model (a forward pre-hook): how much was prefilled."""
+    """Counts token positions fed to the decoder (a forward pre-hook), padding included."""
     fed = [0]
-    handle = model.register_forward_pre_hook(lambda m, a, kw: fed.__setitem__(0, fed[0] + kw["input_ids"].numel()),
+    handle = model.get_decoder().register_forward_pre_hook(lambda m, a, kw: fed.__setitem__(0, fed[0] + kw["input_ids"].numel()),
                                              with_kwargs=True)
     try:
         yield fed
@@ -143,3 +143,17 @@ def test_sample_reports_logp_of_the_sampled_distribution():
     g_tok, g_logp = sample(logits, 0.0, 1.0, torch.Generator())
     assert torch.equal(g_tok, logits.argmax(-1))
     torch.testing.assert_close(g_logp, F.log_softmax(logits, -1).max(-1).values)
+
+
+def test_cached_and_new_prompts_in_one_batch(tiny):
+    """Rows extending a cached turn, a brand-new prompt and a duplicate, prefilled together."""
+    model, tok = tiny
+    cached, fresh = HFPolicy(model, tok), HFPolicy(model, tok, prefix_cache=False)
+    first = _prompts(3, seed=4)
+    gens = cached.generate(first, SamplingParams(10, 0.0))
+    nxt = [p + list(g.ids) + [11, 12] for p, g in zip(first, gens)] + [_prompts(1, seed=9)[0]] * 2
+    a = cached.generate(nxt, SamplingParams(10, 1.0, 0.95, seed=1))
+    b = fresh.generate(nxt, SamplingParams(10, 1.0, 0.95, seed=1))
+    assert [g.ids for g in a] == [g.ids for g in b]
+    for x, y in zip(a, b):
+        assert x.logp == pytest.approx(y.logp, abs=1e-4)
