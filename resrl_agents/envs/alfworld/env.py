@@ -9,8 +9,9 @@ from typing import Any
 
 from gymnasium.error import ResetNeeded
 
-from resrl_agents.envs.alfworld.data import GameSpec, find_games, games_root
+from resrl_agents.envs.alfworld.data import GameSpec, find_games, games_root, load_walkthrough
 from resrl_agents.envs.alfworld.engine import AlfredEngine, EngineState, EngineCache
+from resrl_agents.envs.alfworld.expert import expert_answer, on_walkthrough
 from resrl_agents.envs.alfworld.prompts import (NOT_ADMISSIBLE, SYSTEM_PROMPT, format_error,
                                                 split_intro)
 from resrl_agents.envs.base import ResetInfo, StepInfo, TextEnv
@@ -76,6 +77,15 @@ class ALFWorldEnv(TextEnv):
     ``max_turns`` steps (invalid ones included). ``step`` before ``reset`` or after the end raises
     ``gymnasium.error.ResetNeeded``; an engine crash ends the episode with ``info["error"]``.
 
+    ## Expert
+    ``expert_action()`` answers, from the current state, the next command of TextWorld's PDDL
+    planner (``policy_commands``, ALFWorld's ``expert_type: planner``) with a thought naming the
+    sub-goal. None once the episode has ended, and in a dead end (the planner finds no plan,
+    e.g. when the agent holds an object that no receptacle of the game can take). Planning runs
+    only when asked and is memoised (see ``engine.py``); the game's stored walkthrough is used
+    only if the planner finds no admissible plan while the commands played so far are still the
+    walkthrough's.
+
     ## Arguments
     * ``data_dir``: games folder; None = the bundled games.
     * ``split``: subfolder of ``data_dir`` to play (bundled: ``train`` | ``valid``; the ALFWorld
@@ -121,6 +131,8 @@ class ALFWorldEnv(TextEnv):
         self._engine: AlfredEngine | None = None
         self._state: EngineState | None = None
         self._game: GameSpec | None = None
+        self._task = ""
+        self._played: list[str] = []  # commands the engine ran this episode (walkthrough fallback)
         self.turns = 0
         self.done = True
         self._obs = ""
@@ -139,8 +151,9 @@ class ALFWorldEnv(TextEnv):
         else:
             game = self.games[int(self.np_random.integers(len(self.games)))]
         self._state = self._ensure_engine().reset(game.path)
-        self._game, self.turns, self.done = game, 0, False
+        self._game, self.turns, self.done, self._played = game, 0, False, []
         self._obs, task = split_intro(self._state.feedback)
+        self._task = task
         info: ResetInfo = {
             "task_id": game.task_id,
             "task": task,
@@ -164,6 +177,7 @@ class ALFWorldEnv(TextEnv):
         else:
             invalid = False
             try:
+                self._played.append(command)
                 self._state = self._ensure_engine().step(command)
                 obs = self._state.feedback
             except Exception as exc:  # recorded, not raised (envs/base.py): the episode ends
@@ -182,6 +196,20 @@ class ALFWorldEnv(TextEnv):
 
     def render(self) -> str:
         return self._obs
+
+    def expert_action(self) -> str | None:
+        """The planner's next command from the current state as a ReAct answer; None when the
+        episode has ended (won, truncated, crashed) or no plan leads to the goal from here."""
+        if self.done or self._state is None or self._engine is None or self._state.won:
+            return None
+        plan = self._engine.plan()
+        if plan and plan[0] in self._state.admissible:
+            return expert_answer(self._task, plan)
+        walkthrough = load_walkthrough(self._game)
+        command = on_walkthrough(walkthrough, self._played)
+        if command is None or command not in self._state.admissible:
+            return None
+        return expert_answer(self._task, walkthrough[len(self._played):])
 
     def shared_kwargs(self) -> dict[str, Any]:
         return {"engine_cache": self._engine_cache()}
