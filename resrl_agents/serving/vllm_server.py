@@ -69,15 +69,21 @@ def vllm_serve_env(api_key: str | None, base: dict[str, str] | None = None) -> d
     return env
 
 
-def serve_vllm(cfg: ServeAppConfig) -> None:
-    """``resrl_agents.serve`` with the vLLM backend: replace this process by ``vllm serve`` on
-    ``cfg.model.path`` with ``cfg.serve``'s host, port, key, model name and tool format."""
+def serve_vllm_command(cfg: ServeAppConfig) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of ``vllm serve`` for ``resrl_agents.serve``'s config: ``model.path``
+    with ``serve``'s host, port, key, model name, tool format and log level."""
     if cfg.model.path is None:
         raise ValueError("the vllm backend serves a checkpoint directory: set model.path")
     argv = vllm_serve_command(cfg.model.path, host=cfg.serve.host, port=cfg.serve.port,
                               served_name=cfg.serve.model_name or cfg.model.path, tool_format=cfg.serve.tool_format,
                               dtype=cfg.model.dtype, extra=["--uvicorn-log-level", cfg.serve.log_level])
-    os.execve(argv[0], argv, vllm_serve_env(cfg.serve.api_key))
+    return argv, vllm_serve_env(cfg.serve.api_key)
+
+
+def serve_vllm(cfg: ServeAppConfig) -> None:
+    """Replace this process by ``vllm serve`` (``serve_vllm_command``)."""
+    argv, env = serve_vllm_command(cfg)
+    os.execve(argv[0], argv, env)
 
 
 @contextmanager

