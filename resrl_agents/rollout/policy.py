@@ -183,7 +183,10 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Ge
         if top_p < 1.0:
             z = nucleus(z, top_p)
         logp_all = torch.log_softmax(z, dim=-1)
-        tok = torch.multinomial(logp_all.exp(), 1, generator=rng).squeeze(-1)
+        # argmax of p / Exp(1) noise is a draw from p (the exponential race), without multinomial's
+        # cumulative sums: one pass over the vocabulary
+        noise = torch.empty_like(logp_all).exponential_(1.0, generator=rng)
+        tok = (logp_all.exp() / noise).argmax(dim=-1)
     return tok, logp_all.gather(-1, tok[:, None]).squeeze(-1)
 
 

@@ -157,3 +157,14 @@ def test_cached_and_new_prompts_in_one_batch(tiny):
     assert [g.ids for g in a] == [g.ids for g in b]
     for x, y in zip(a, b):
         assert x.logp == pytest.approx(y.logp, abs=1e-4)
+
+
+def test_sample_draws_from_the_nucleus_distribution():
+    """Frequencies of many draws match softmax(nucleus(logits / T)) (chi-square-free check: 4 sigma)."""
+    logits = torch.tensor([[2.0, 1.0, 0.5, 0.0, -1.0, -3.0]]).repeat(20000, 1)  # (n, V)
+    tok, _ = sample(logits, 0.8, 0.9, torch.Generator().manual_seed(0))
+    p = F.softmax(nucleus(logits[:1] / 0.8, 0.9), dim=-1)[0]  # (V,)
+    freq = torch.bincount(tok, minlength=6).float() / len(tok)
+    sigma = (p * (1 - p) / len(tok)).sqrt()
+    assert (freq - p).abs().le(4 * sigma + 1e-9).all(), (freq, p)
+    assert freq[p == 0].sum() == 0  # nothing outside the nucleus
