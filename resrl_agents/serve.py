@@ -1,6 +1,7 @@
-"""``python -m resrl_agents.serve model.path=CKPT serve.port=8000 [--api-key KEY]``: an
-OpenAI-compatible server (``serving/app.py``). ``--api-key KEY`` is short for ``serve.api_key=KEY``
-(``$RESRL_API_KEY`` also works and keeps the key out of the process list)."""
+"""``python -m resrl_agents.serve [backend=vllm] model.path=CKPT serve.port=8000 [--api-key KEY]``:
+an OpenAI-compatible server, ``serving/app.py`` (hf) or ``vllm serve`` (``serving/vllm_server.py``).
+``--api-key KEY`` is short for ``serve.api_key=KEY`` (``$RESRL_API_KEY`` also works and keeps the
+key out of the process list)."""
 
 import sys
 
@@ -9,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from resrl_agents.config.eval_schema import register_eval_configs
 from resrl_agents.serving.app import serve
+from resrl_agents.serving.vllm_server import serve_vllm
 
 register_eval_configs()
 
@@ -26,7 +28,8 @@ def api_key_flag(argv: list[str]) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path="config", config_name="serve")
 def main(cfg: DictConfig) -> None:
-    serve(OmegaConf.to_object(cfg))
+    app = OmegaConf.to_object(cfg)
+    (serve_vllm if app.backend == "vllm" else serve)(app)
 
 
 if __name__ == "__main__":

