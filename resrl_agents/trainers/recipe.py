@@ -18,7 +18,7 @@ import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
-from resrl_agents.eval.policies import make_rollout_policy
+from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
@@ -221,6 +221,9 @@ class RLRecipe:
         self.logger.close()
         for env in self.envs:
             env.close()
+        close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
+        if close is not None:
+            close()
 
 
 def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:

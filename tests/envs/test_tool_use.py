@@ -11,7 +11,6 @@ import textwrap
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
 from gymnasium.error import ResetNeeded
 

@@ -71,7 +71,7 @@ def test_vllm_rollouts_follow_the_trained_weights(tiny_cfg, tmp_path, engine_env
     import torch
 
     import resrl_agents.trainers.recipe as recipe_mod
-    from resrl_agents.eval.policies import VLLMPolicy
+    from resrl_agents.rollout.vllm_policy import VLLMPolicy
     from resrl_agents.rollout.policy import HFPolicy, SamplingParams
     from resrl_agents.trainers.loss import token_logp
     from resrl_agents.trainers.metrics import read_metrics
@@ -95,8 +95,7 @@ def test_vllm_rollouts_follow_the_trained_weights(tiny_cfg, tmp_path, engine_env
         prompts = _prompts(recipe.tokenizer)
         ours = [g.ids for g in recipe.policy.generate(prompts, greedy)]
     finally:
-        recipe.policy.close()
-        recipe.cleanup()
+        recipe.cleanup()  # closes the engine too
     trained = [g.ids for g in HFPolicy(recipe.model, recipe.tokenizer).generate(prompts, greedy)]
     before = [g.ids for g in HFPolicy(initial, recipe.tokenizer).generate(prompts, greedy)]
 

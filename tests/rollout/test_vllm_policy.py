@@ -77,7 +77,8 @@ def policy(ckpt, hf):
     pytest.importorskip("vllm")
     from resrl_agents.config.eval_schema import PolicyConfig
     from resrl_agents.config.schema import ModelConfig
-    from resrl_agents.eval.policies import VLLMPolicy, make_policy
+    from resrl_agents.eval.policies import make_policy
+    from resrl_agents.rollout.vllm_policy import VLLMPolicy
 
     saved_env = {k: os.environ.get(k) for k in ENGINE_ENV}
     saved_set_num_threads = torch.set_num_threads

@@ -6,7 +6,6 @@ user does (``python -m resrl_agents.serve backend=vllm model.path=CKPT``) and as
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 
 import pytest

@@ -288,7 +288,7 @@ def generate_game(game_dir: Path, experts: list, seed: str) -> tuple[list[str] |
 
 def verify(root: Path, split: str, max_turns: int = 50) -> Counter:
     """Replay each game's walkthrough through ALFWorldEnv; count wins per family, or raise."""
-    from resrl_agents.envs.alfworld.engine import AlfredEngine, EngineCache
+    from resrl_agents.envs.alfworld.engine import AlfredEngine
     from resrl_agents.envs.alfworld.env import ALFWorldEnv
 
     env = ALFWorldEnv(data_dir=root, split=split, max_turns=max_turns)
