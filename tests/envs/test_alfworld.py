@@ -30,21 +30,12 @@ from resrl_agents.envs.alfworld.data import (BUNDLED_GAMES, GAME_FILE, TRAJ_FILE
                                              find_games, load_walkthrough)
 from resrl_agents.envs.checker import check_env  # noqa: E402
 
-pytestmark = pytest.mark.alfworld
+pytestmark = [pytest.mark.alfworld, pytest.mark.usefixtures("alfworld_data")]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def react(command: str) -> str:
     return f"<think>The expert would do this now.</think><action>{command}</action>"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _alfworld_data(tmp_path_factory):
-    """alfworld creates $ALFWORLD_DATA (default ~/.cache/alfworld) on import: use a temp dir."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ALFWORLD_DATA", str(tmp_path_factory.mktemp("alfworld_data")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")

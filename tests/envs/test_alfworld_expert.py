@@ -22,18 +22,9 @@ from resrl_agents.envs.alfworld.expert import (expert_answer, on_walkthrough,  #
                                                subgoal, thought)
 from resrl_agents.tools.react import parse_react  # noqa: E402
 
-pytestmark = pytest.mark.alfworld
+pytestmark = [pytest.mark.alfworld, pytest.mark.usefixtures("alfworld_data")]
 SPLITS = ("train", "valid")
 BUNDLED = [(s, g.task_id) for s in SPLITS for g in find_games(BUNDLED_GAMES / s)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _alfworld_data(tmp_path_factory):
-    """alfworld creates $ALFWORLD_DATA (default ~/.cache/alfworld) on import: use a temp dir."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ALFWORLD_DATA", str(tmp_path_factory.mktemp("alfworld_data")))
-    yield
-    mp.undo()
 
 
 @pytest.fixture(scope="module")
