@@ -77,9 +77,11 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--max-new", type=int, default=48)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}")
     env_id, kw = ENVS[args.env]
     model, tok = load_policy(ModelConfig(name="tiny"))
     renderer = ChatRenderer(tok)
