@@ -73,13 +73,14 @@ class AlgoConfig:
 @dataclass
 class RolloutConfig:
     backend: str = "hf"  # hf (the trained model) | vllm (in-process engine, weights synced after each update)
+    vllm_gpu_memory_utilization: float = 0.3  # vllm: its share of the GPU (the trainer keeps the rest)
     group_size: int = 8  # G trajectories per task
     prompts_per_step: int = 4  # tasks (groups) per training step
     max_new_tokens: int = 64  # per turn
     max_context_tokens: int = 2048  # episode truncated when its sequence would exceed this
     temperature: float = 1.0  # sampling temperature (training)
     top_p: float = 1.0  # nucleus sampling
-    history: str = "full"  # full | window:k (see rollout/layouts.py)
+    history: str = "full"  # full | window:k (see rollout/agent_loop.py)
     drift_check_frac: float = 0.25  # fraction of trajectories re-rendered to check token drift
     drift_max_rate: float = 0.0  # fail the run when the drift mismatch rate exceeds this
 

@@ -10,7 +10,6 @@ from resrl_agents.config.schema import ModelConfig, RolloutConfig
 from resrl_agents.rollout.policy import HFPolicy, Policy
 
 TRAIN_BACKENDS = ("hf", "vllm")  # openai cannot receive weight updates
-TRAIN_GPU_MEMORY_UTILIZATION = 0.3  # vLLM's share of a GPU it shares with the trainer (weights, grads, Adam)
 
 
 def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer, device: Any, *, output_dir: str,
@@ -23,8 +22,8 @@ def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer
     ``<output_dir>/vllm_init`` where the loaded model and tokenizer are saved once; the caller
     must push each update with ``policy.load_weights(model.state_dict().items())``. Its context
     holds the longest episode (``max_context_tokens + max_new_tokens``, capped by the model's);
-    it runs eagerly off-GPU and takes ``TRAIN_GPU_MEMORY_UTILIZATION`` of a GPU (on CPU, of host
-    memory, unless ``$VLLM_CPU_KVCACHE_SPACE=<GiB>`` sizes its KV cache).
+    it runs eagerly off-GPU and takes ``rollout.vllm_gpu_memory_utilization`` of a GPU (on CPU, of
+    host memory, unless ``$VLLM_CPU_KVCACHE_SPACE=<GiB>`` sizes its KV cache).
     """
     if rcfg.backend == "openai":
         raise ValueError("rollout.backend=openai cannot receive weight updates; use it in eval (policy=openai)")
@@ -41,6 +40,6 @@ def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer
     max_len = rcfg.max_context_tokens + rcfg.max_new_tokens
     max_len = min(max_len, getattr(model.config, "max_position_embeddings", None) or max_len)
     return VLLMPolicy(path, policy_eos_ids(mcfg, path, tokenizer), dtype=mcfg.dtype, seed=seed,
-                      gpu_memory_utilization=TRAIN_GPU_MEMORY_UTILIZATION, tensor_parallel_size=1,
+                      gpu_memory_utilization=rcfg.vllm_gpu_memory_utilization, tensor_parallel_size=1,
                       max_model_len=max_len, enforce_eager=getattr(device, "type", str(device)) != "cuda",
                       in_process=True, pad_id=tokenizer.pad_token_id)
