@@ -1,6 +1,7 @@
 """Batched multi-env rollout vs one env at a time, in the same run, on the real agent loop.
 
-Both modes run the same episodes (same tasks, seeds and sampling settings) with the tiny model:
+Both modes run the same episodes (same tasks, seeds and sampling settings) with the bundled
+tiny model (``--model smollm2`` for SmolLM2-135M-Instruct):
 ``batched`` steps all G x B episodes together (one ``generate`` call per turn for every live
 episode); ``sequential`` runs them one episode at a time. Generated tokens per second of wall
 time are compared. The framework overhead of the batched run is the wall time spent outside
@@ -27,7 +28,7 @@ from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import HFPolicy
 from resrl_agents.trainers.recipe import make_envs
 
-ENVS = {"alfworld": ("resrl_agents/ALFWorld-v0", {"max_turns": 10}), "webshop": ("resrl_agents/WebShop-v0", {"max_turns": 10})}
+ENVS = {"alfworld": "resrl_agents/ALFWorld-v0", "webshop": "resrl_agents/WebShop-v0"}
 
 
 class TimedEnv(gym.Wrapper):
@@ -77,13 +78,15 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=8)
     ap.add_argument("--max-new", type=int, default=48)
+    ap.add_argument("--max-turns", type=int, default=10)
+    ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}")
-    env_id, kw = ENVS[args.env]
-    model, tok = load_policy(ModelConfig(name="tiny"))
+    env_id, kw = ENVS[args.env], {"max_turns": args.max_turns}
+    model, tok = load_policy(ModelConfig(name=args.model))
     renderer = ChatRenderer(tok)
     env_clock, model_clock = [0.0], [0.0]
     n = args.groups * args.group_size
