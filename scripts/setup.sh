@@ -18,7 +18,8 @@ export PATH="$PWD/.venv/bin:$PATH"  # fast-downward's build runs `python build.p
 echo "resrl-agents installed in .venv"
 
 # vLLM's CPU build in its own venv (.venv-vllm): it pins its own set of ~100 packages, and its
-# torchaudio/torchcodec/torchvision do not load with torch 2.13. Skip with RESRL_NO_VLLM=1.
+# torchaudio/torchcodec/torchvision do not load with torch 2.13. RESRL_NO_VLLM=1 skips it (then
+# only the first half of the README's test command can run).
 if [ "${RESRL_NO_VLLM:-0}" != 1 ]; then
   [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
   .venv-vllm/bin/python -m pip install -q --upgrade pip
