@@ -154,6 +154,9 @@ def rollout(envs: Sequence[Any], seeds: Sequence[int], group_ids: Sequence[int],
         for ep, gen in zip(live, policy.generate(prompts, params)):
             _step(ep, gen, renderer, layout, max_context_tokens, max_new_tokens)
         turn += 1
+    release = getattr(policy, "release_cache", None)  # every episode is over: its KV cache is garbage
+    if release is not None:
+        release()
     return [_trajectory(ep) for ep in eps]
 
 

@@ -56,8 +56,9 @@ class HFPolicy:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.prefix_cache = prefix_cache
         self.store = PrefixStore()
-        self.own_decode = all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
-        self.num_layers = len(DynamicCache(config=model.config).layers)
+        layers = DynamicCache(config=model.config).layers
+        self.own_decode = all(type(layer) is DynamicLayer for layer in layers)
+        self.num_layers = len(layers)
 
     @torch.no_grad()
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
@@ -72,6 +73,10 @@ class HFPolicy:
             return self._hf_generate(prompts, params)
         finally:
             self.model.train(was_training)
+
+    def release_cache(self) -> None:
+        """Drop the kept KV caches (the episodes they belong to are over)."""
+        self.store.clear()
 
     def _prefill(self, prompts: list[tuple[int, ...]], room: int) -> tuple[Cache, torch.Tensor, torch.Tensor]:
         """One forward over the uncached tail of every prompt: a batch cache with ``room`` free

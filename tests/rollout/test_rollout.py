@@ -120,3 +120,13 @@ def test_bad_history_layout_is_a_clear_error(tiny, history):
 def test_full_layout_shows_admissible_actions(tiny):
     (traj,) = _run(tiny, "full", [CountingEnv(max_turns=1)])
     assert traj.messages[1]["content"] == "room 7-0\nAdmissible actions: [go, stay]"
+
+
+def test_rollout_releases_the_kv_caches_it_kept(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    rollout([CountingEnv(), CountingEnv()], [1, 2], [0, 1], policy, ChatRenderer(tok), history="full",
+            max_new_tokens=6, max_context_tokens=4096, temperature=1.0, top_p=1.0, seed=0)
+    assert len(policy.store) == 0
+    policy.generate([tok("hello")["input_ids"]], SamplingParams(max_new_tokens=3, temperature=0))
+    assert len(policy.store) == 1  # kept between turns while episodes run
