@@ -3,7 +3,8 @@
 Both modes run the same episodes (same tasks, seeds and sampling settings) with the bundled
 tiny model (``--model smollm2`` for SmolLM2-135M-Instruct):
 ``batched`` steps all G x B episodes together (one ``generate`` call per turn for every live
-episode); ``sequential`` runs them one episode at a time. Generated tokens per second of wall
+episode; ``--env-workers W`` puts its envs in W processes that step in parallel); ``sequential``
+runs them one episode at a time. Generated tokens per second of wall
 time are compared. The framework overhead of the batched run is the wall time spent outside
 ``env.step``/``env.reset`` and the model's ``generate`` (rendering, tokenizing, parsing,
 bookkeeping), as a fraction of the total.
@@ -25,6 +26,7 @@ from resrl_agents.config.schema import ModelConfig
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.chat import ChatRenderer
+from resrl_agents.rollout.env_pool import EnvPool
 from resrl_agents.rollout.policy import HFPolicy
 from resrl_agents.trainers.recipe import make_envs
 
@@ -51,6 +53,29 @@ class TimedEnv(gym.Wrapper):
             return self.env.step(action)
         finally:
             self.clock[0] += time.perf_counter() - tic
+
+
+class TimedEnvSet:
+    """Accumulates wall time spent waiting for an EnvPool's resets and steps."""
+
+    def __init__(self, pool, clock: list[float]):
+        self.pool, self.clock, self.max_turns = pool, clock, pool.max_turns
+
+    def __len__(self) -> int:
+        return len(self.pool)
+
+    def _timed(self, fn, items):
+        tic = time.perf_counter()
+        try:
+            return fn(items)
+        finally:
+            self.clock[0] += time.perf_counter() - tic
+
+    def reset_many(self, items):
+        return self._timed(self.pool.reset_many, items)
+
+    def step_many(self, items):
+        return self._timed(self.pool.step_many, items)
 
 
 class TimedPolicy:
@@ -80,6 +105,7 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=48)
     ap.add_argument("--max-turns", type=int, default=10)
     ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
+    ap.add_argument("--env-workers", type=int, default=0, help="batched mode: envs in this many processes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
     args = ap.parse_args()
     if args.threads:
@@ -94,7 +120,10 @@ def main() -> None:
     policy = TimedPolicy(HFPolicy(model, tok), model_clock)
     seeds = [g for g in range(args.groups) for _ in range(args.group_size)]
 
-    wall_b, tok_b = run(envs, seeds, policy, renderer, args)
+    pool = EnvPool(env_id, kw, n, args.env_workers) if args.env_workers else None
+    wall_b, tok_b = run(TimedEnvSet(pool, env_clock) if pool else envs, seeds, policy, renderer, args)
+    if pool:
+        pool.close()
     overhead = (wall_b - env_clock[0] - model_clock[0]) / wall_b
     print(f"batched: {n} episodes, {tok_b} tokens in {wall_b:.1f}s ({tok_b / wall_b:.0f} tok/s); "
           f"env {env_clock[0]:.1f}s, model {model_clock[0]:.1f}s")

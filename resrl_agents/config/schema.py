@@ -74,6 +74,7 @@ class AlgoConfig:
 class RolloutConfig:
     backend: str = "hf"  # hf (the trained model) | vllm (in-process engine, weights synced after each update)
     vllm_gpu_memory_utilization: float = 0.3  # vllm: its share of the GPU (the trainer keeps the rest)
+    env_workers: int = 0  # >0: envs live in this many worker processes and step in parallel
     group_size: int = 8  # G trajectories per task
     prompts_per_step: int = 4  # tasks (groups) per training step
     max_new_tokens: int = 64  # per turn

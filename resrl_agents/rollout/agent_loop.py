@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from resrl_agents.rollout.chat import ChatRenderer
+from resrl_agents.rollout.env_pool import EnvPool, LocalEnvs
 from resrl_agents.rollout.policy import Policy, SamplingParams
 from resrl_agents.rollout.types import Trajectory, TrajectoryGroup, Turn
 
@@ -34,7 +35,8 @@ class Layout:
 
 @dataclass
 class _Episode:
-    env: Any
+    index: int  # which env of the env set
+    max_turns: int
     group_id: int
     seed: int
     info: dict
@@ -88,10 +90,13 @@ def first_messages(info: dict, obs: str) -> list[dict]:
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": obs}]
 
 
-def _reset(ep_env, seed: int, group_id: int, renderer: ChatRenderer, layout: Layout, options: dict | None) -> _Episode:
-    obs, info = ep_env.reset(seed=seed, options=options)
-    ep = _Episode(env=ep_env, group_id=group_id, seed=seed, info=dict(info), messages=first_messages(info, user_text(obs, info)), obs=obs,
-                  tools=info.get("tools"))
+def _reset(index: int, max_turns: int, reset: Any, seed: int, group_id: int, renderer: ChatRenderer,
+           layout: Layout) -> _Episode:
+    if isinstance(reset, Exception):
+        raise reset  # a task that cannot even start is a configuration error, not an episode
+    obs, info = reset
+    ep = _Episode(index=index, max_turns=max_turns, group_id=group_id, seed=seed, info=dict(info),
+                  messages=first_messages(info, user_text(obs, info)), obs=obs, tools=info.get("tools"))
     if layout.kind == "full":
         ep.next_obs_text, ep.next_obs_ids = renderer.prompt(ep.messages, ep.tools)
     return ep
@@ -106,14 +111,14 @@ def _turn_prompt(ep: _Episode, renderer: ChatRenderer, layout: Layout) -> list[i
     return ep.next_obs_ids
 
 
-def _step(ep: _Episode, gen, renderer: ChatRenderer, layout: Layout, max_context: int, max_new: int) -> None:
-    """Apply one generated action to the env and record the turn."""
-    content = renderer.assistant_content(gen.ids)
-    try:
-        obs, reward, terminated, truncated, info = ep.env.step(content)
-    except Exception as e:  # an env crash marks the trajectory; the run goes on
+def _step(ep: _Episode, gen, content: str, result: Any, renderer: ChatRenderer, layout: Layout, max_context: int,
+          max_new: int) -> None:
+    """Record the turn: the generated action ``content`` and the env's ``result`` of stepping it."""
+    if isinstance(result, Exception):  # an env crash marks the trajectory; the run goes on
         obs, reward, terminated, truncated, info = "", 0.0, False, True, {}
-        ep.error = f"{type(e).__name__}: {e}"
+        ep.error = f"{type(result).__name__}: {result}"
+    else:
+        obs, reward, terminated, truncated, info = result
     ep.turns.append(Turn(tuple(ep.next_obs_ids), gen.ids, gen.logp, ep.next_obs_text, content,
                          float(reward), bool(info.get("invalid", False))))
     ep.reward += float(reward)
@@ -123,7 +128,7 @@ def _step(ep: _Episode, gen, renderer: ChatRenderer, layout: Layout, max_context
     if info.get("admissible_actions") is not None:
         ep.info["admissible_actions"] = info["admissible_actions"]
     ep.obs = obs
-    if not (ep.terminated or ep.truncated) and len(ep.turns) >= getattr(ep.env.unwrapped, "max_turns", 1 << 30):
+    if not (ep.terminated or ep.truncated) and len(ep.turns) >= ep.max_turns:
         ep.truncated = True  # the env forgot its own cap; never loop forever
     ep.done = ep.terminated or ep.truncated
     history = list(ep.messages)
@@ -140,19 +145,32 @@ def _step(ep: _Episode, gen, renderer: ChatRenderer, layout: Layout, max_context
             ep.done = ep.truncated = True  # context overflow is truncation
 
 
-def rollout(envs: Sequence[Any], seeds: Sequence[int], group_ids: Sequence[int], policy: Policy,
+def rollout(envs: Sequence[Any] | EnvPool, seeds: Sequence[int], group_ids: Sequence[int], policy: Policy,
             renderer: ChatRenderer, *, history: str, max_new_tokens: int, max_context_tokens: int,
             temperature: float, top_p: float, seed: int, options: Sequence[dict | None] | None = None) -> list[Trajectory]:
-    """Run one episode per env (envs[i] reset with seeds[i] and options[i]) with batched generation."""
+    """Run one episode per seed (env i reset with seeds[i] and options[i]) with batched generation.
+
+    ``envs``: a list of envs (one per seed, stepped one after another) or an :class:`EnvPool`
+    (at least one env per seed, stepped in parallel worker processes).
+    """
     layout = Layout.parse(history)
-    options = options or [None] * len(envs)
-    eps = [_reset(env, s, g, renderer, layout, o) for env, s, g, o in zip(envs, seeds, group_ids, options, strict=True)]
+    pooled = hasattr(envs, "step_many")  # an EnvPool (or anything with its interface)
+    env_set = envs if pooled else LocalEnvs(envs)
+    if len(seeds) > len(env_set) or (not pooled and len(seeds) != len(env_set)):
+        raise ValueError(f"{len(seeds)} seeds for {len(env_set)} envs")
+    options = options or [None] * len(seeds)
+    resets = env_set.reset_many([(i, s, o) for i, (s, o) in enumerate(zip(seeds, options, strict=True))])
+    eps = [_reset(i, env_set.max_turns[i], r, s, g, renderer, layout)
+           for i, (r, s, g) in enumerate(zip(resets, seeds, group_ids, strict=True))]
     turn = 0
     while live := [ep for ep in eps if not ep.done]:
         prompts = [_turn_prompt(ep, renderer, layout) for ep in live]
         params = SamplingParams(max_new_tokens, temperature, top_p, seed=seed * 1_000_003 + turn)
-        for ep, gen in zip(live, policy.generate(prompts, params)):
-            _step(ep, gen, renderer, layout, max_context_tokens, max_new_tokens)
+        gens = policy.generate(prompts, params)
+        contents = [renderer.assistant_content(g.ids) for g in gens]
+        results = env_set.step_many([(ep.index, c) for ep, c in zip(live, contents)])  # in parallel in a pool
+        for ep, gen, content, result in zip(live, gens, contents, results, strict=True):
+            _step(ep, gen, content, result, renderer, layout, max_context_tokens, max_new_tokens)
         turn += 1
     release = getattr(policy, "release_cache", None)  # every episode is over: its KV cache is garbage
     if release is not None:

@@ -19,6 +19,7 @@ import torch
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
+from resrl_agents.rollout.env_pool import EnvPool
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
@@ -75,8 +76,12 @@ class RLRecipe:
         warmup = max(t.warmup_steps, 0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
         n_envs = cfg.rollout.prompts_per_step * cfg.rollout.group_size
-        self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
-        self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
+        if cfg.rollout.env_workers > 0:  # envs in worker processes, stepped in parallel
+            self.envs = EnvPool(cfg.env.id, dict(cfg.env.kwargs), n_envs, cfg.rollout.env_workers)
+            self.max_turns = self.envs.max_turns[0]
+        else:
+            self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
+            self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
         self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.model, self.tokenizer, self.device,
                                           output_dir=t.output_dir, seed=t.seed)  # hf, or vllm (synced in phase 5)
         self.renderer = ChatRenderer(self.tokenizer)
@@ -219,7 +224,7 @@ class RLRecipe:
 
     def cleanup(self) -> None:
         self.logger.close()
-        for env in self.envs:
+        for env in self.envs if isinstance(self.envs, list) else [self.envs]:
             env.close()
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
