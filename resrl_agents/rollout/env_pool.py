@@ -13,6 +13,7 @@ episode, as it does in-process). A worker that dies fails its envs' steps with :
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 from typing import Any, Sequence
 
@@ -81,16 +82,18 @@ class EnvPool:
         for pos, (i, *_rest) in enumerate(items):
             shares[i % W].append((pos, i // W))
         out: list[Any] = [None] * len(items)
+        sent = set()
         for w, share in enumerate(shares):
             if share:
-                try:
+                with contextlib.suppress(BrokenPipeError, OSError):  # a dead worker is reported below
                     self._conns[w].send((kind, [(k, *items[pos][1:]) for pos, k in share]))
-                except (BrokenPipeError, OSError):
-                    pass  # reported below, when the answer does not come
+                    sent.add(w)
         for w, share in enumerate(shares):
             if not share:
                 continue
             try:
+                if w not in sent:
+                    raise EOFError
                 answers = self._conns[w].recv()
             except (EOFError, OSError):
                 answers = [EnvWorkerDied(f"env worker {w} died (exit code {self._procs[w].exitcode})")] * len(share)
@@ -108,10 +111,8 @@ class EnvPool:
 
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs):
-            try:
+            with contextlib.suppress(BrokenPipeError, OSError):  # already gone: nothing to tell it
                 conn.send(("close",))
-            except (BrokenPipeError, OSError):
-                pass
             proc.join(timeout=10)
             if proc.is_alive():
                 proc.kill()
