@@ -30,7 +30,7 @@ from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import HFPolicy
 from resrl_agents.trainers.checkpoint import latest_checkpoint
-from resrl_agents.trainers.recipe import RLRecipe, make_envs
+from resrl_agents.trainers.recipe import RLRecipe, make_envs, run_recipe
 from resrl_agents.trainers.sft import SFTRecipe
 
 ENV = "resrl_agents/Math-v0"
@@ -58,14 +58,6 @@ def compose_cfg(name: str, overrides: list[str]):
         return OmegaConf.to_object(compose(name, overrides=overrides))
 
 
-def run(recipe) -> None:
-    recipe.setup()
-    try:
-        recipe.train()
-    finally:
-        recipe.cleanup()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sft-steps", type=int, default=900)
@@ -86,7 +78,7 @@ def main() -> None:
     common = ["env=math", "model=tiny", "trainer.num_threads=1", "trainer.progress=false"]
     tic = time.perf_counter()
     if args.sft_ckpt is None:
-        run(SFTRecipe(compose_cfg("sft", common + [
+        run_recipe(SFTRecipe(compose_cfg("sft", common + [
             f"trainer.steps={args.sft_steps}", f"trainer.lr={args.sft_lr}", f"trainer.batch_size={args.sft_batch}",
             f"trainer.save_every={args.sft_start}", "trainer.keep_checkpoints=0", f"trainer.output_dir={out}/sft"])))
     sft_ckpt = args.sft_ckpt or str(out / "sft" / "checkpoints" / f"step_{args.sft_start:06d}")
@@ -96,7 +88,7 @@ def main() -> None:
     for algo in args.algos.split(","):
         tic = time.perf_counter()
         lr = args.lr_resrl if algo == "resrl" else args.lr
-        run(RLRecipe(compose_cfg("train", common + [
+        run_recipe(RLRecipe(compose_cfg("train", common + [
             f"algo={algo}", f"model.path={sft_ckpt}", f"trainer.steps={args.rl_steps}", f"trainer.lr={lr}",
             "trainer.warmup_steps=5", "trainer.save_every=1000000", "rollout.max_new_tokens=16",
             "rollout.prompts_per_step=8", "rollout.group_size=8", "trainer.micro_batch_size=64",

@@ -4,6 +4,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from resrl_agents.config.schema import register_configs
+from resrl_agents.trainers.recipe import run_recipe
 from resrl_agents.trainers.sft import SFTRecipe
 
 register_configs()
@@ -11,12 +12,7 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="config", config_name="sft")
 def main(cfg: DictConfig) -> None:
-    recipe = SFTRecipe(OmegaConf.to_object(cfg))
-    recipe.setup()
-    try:
-        recipe.train()
-    finally:
-        recipe.cleanup()
+    run_recipe(SFTRecipe(OmegaConf.to_object(cfg)))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def run_recipe(recipe) -> None:
+    """setup, train, and always cleanup (envs, workers, engines) — what every entry point does."""
+    recipe.setup()
+    try:
+        recipe.train()
+    finally:
+        recipe.cleanup()
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
