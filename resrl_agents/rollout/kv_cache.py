@@ -126,5 +126,23 @@ def batch_cache(rows: Sequence[KV | None], width: int, capacity: int, num_layers
 
 def cut_row(cache: Cache, i: int, valid: torch.Tensor) -> KV:
     """Row ``i`` of a padded batch cache as a ``(1, h, T, d)`` row of its ``valid`` (bool over the
-    cached positions) entries, in order."""
-    return [(layer.keys[i:i + 1, :, valid], layer.values[i:i + 1, :, valid]) for layer in cache.layers]
+    cached positions) entries, in order: a copy, so the batch buffer can be freed.
+
+    A row's valid positions are a few contiguous runs (cached prefix and prompt tail, then the
+    generated tokens after the tail's right padding); copying runs is ~4x faster than boolean
+    indexing."""
+    runs = _runs(valid)
+    return [(_gather(layer.keys[i:i + 1], runs), _gather(layer.values[i:i + 1], runs)) for layer in cache.layers]
+
+
+def _runs(valid: torch.Tensor) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool tensor."""
+    edges = torch.diff(valid.to(torch.int8), prepend=valid.new_zeros(1, dtype=torch.int8),
+                       append=valid.new_zeros(1, dtype=torch.int8)).nonzero().squeeze(1).tolist()
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def _gather(x: torch.Tensor, runs: list[tuple[int, int]]) -> torch.Tensor:
+    if len(runs) == 1:
+        return x[:, :, runs[0][0]:runs[0][1]].clone()
+    return torch.cat([x[:, :, a:b] for a, b in runs], dim=2)

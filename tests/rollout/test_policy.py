@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from resrl_agents.rollout.attention import grouped_decode_attention
+from resrl_agents.rollout.attention import grouped_attention, rollout_mask
 from resrl_agents.rollout.policy import HFPolicy, SamplingParams, nucleus, sample
 
 
@@ -105,24 +105,37 @@ def test_own_decode_matches_hf_generate_greedy(tiny):
         assert x.logp == pytest.approx(y.logp, abs=1e-4)
 
 
-def test_grouped_decode_attention_matches_repeated_heads():
+@pytest.mark.parametrize("q_len", [1, 5])
+def test_grouped_attention_matches_repeated_heads(q_len):
+    """Decode (one query) and prefill (a causal tail over a left-padded cache), vs each head alone."""
     torch.manual_seed(0)
     b, h, h_kv, k_len, d = 3, 8, 2, 11, 16
 
     class Module:
         num_key_value_groups = h // h_kv
 
-    q = torch.randn(b, h, 1, d)  # (B, H, 1, d)
+    q = torch.randn(b, h, q_len, d)  # (B, H, S, d)
     k, v = torch.randn(b, h_kv, k_len, d), torch.randn(b, h_kv, k_len, d)  # (B, Hkv, K, d)
-    mask = torch.ones(b, 1, 1, k_len, dtype=torch.bool)
-    mask[0, :, :, :4] = False  # row 0 left-padded
-    out, _ = grouped_decode_attention(Module(), q, k, v, mask, scaling=d ** -0.5)  # (B, 1, H, d)
+    pad = torch.ones(b, k_len, dtype=torch.long)
+    pad[0, :4] = 0  # row 0 left-padded
+    mask = rollout_mask(b, q_len, k_len, q_offset=k_len - q_len, attention_mask=pad)  # (B, 1, S, K) additive
+    assert mask.dtype == torch.float32 and mask.shape == (b, 1, q_len, k_len)
+    out, _ = grouped_attention(Module(), q, k, v, mask, scaling=d ** -0.5)  # (B, S, H, d)
     for i in range(b):  # reference: every head on its own, its kv head = head // groups
         for head in range(h):
-            keep = mask[i, 0, 0]
-            kk, vv = k[i, head // Module.num_key_value_groups, keep], v[i, head // Module.num_key_value_groups, keep]
-            att = torch.softmax(q[i, head, 0] @ kk.T / d ** 0.5, dim=-1)  # (K,)
-            torch.testing.assert_close(out[i, 0, head], att @ vv, atol=1e-5, rtol=1e-5)
+            for t in range(q_len):
+                keep = pad[i].bool() & (torch.arange(k_len) <= k_len - q_len + t)  # padding and causality
+                kk, vv = k[i, head // Module.num_key_value_groups, keep], v[i, head // Module.num_key_value_groups, keep]
+                att = torch.softmax(q[i, head, t] @ kk.T / d ** 0.5, dim=-1)  # (K,)
+                torch.testing.assert_close(out[i, t, head], att @ vv, atol=1e-5, rtol=1e-5)
+
+
+def test_rollout_mask_decode_step():
+    pad = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    mask = rollout_mask(2, 1, 3, q_offset=2, attention_mask=pad)  # (2, 1, 1, 3)
+    assert mask[0, 0, 0, 0] == torch.finfo(torch.float32).min and (mask[0, 0, 0, 1:] == 0).all()
+    assert (mask[1] == 0).all()
+    assert rollout_mask(2, 1, 3, q_offset=2, attention_mask=torch.ones(2, 3)) is None  # no padding: no mask
 
 
 @pytest.mark.parametrize("top_p", [0.3, 0.9, 0.999])
