@@ -47,6 +47,7 @@ class EvalConfig:
     max_context_tokens: int = 4096  # episode truncated when its sequence would exceed this
     history: str = "full"  # full | window:k (same layouts as training)
     batch_size: int = 64  # episodes run at once (one rollout call)
+    env_workers: int = 0  # envs in this many worker processes, stepped in parallel (0 = in-process)
     device: str = "auto"  # auto | cpu | cuda
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)
     output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots

@@ -23,16 +23,20 @@ from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.policies import LoadedPolicy, make_policy, resolve_device
 from resrl_agents.eval.report import RunResult, build_report, write_report
 from resrl_agents.rollout.agent_loop import rollout
+from resrl_agents.rollout.env_pool import EnvPool
 from resrl_agents.rollout.types import Trajectory
 
 log = logging.getLogger(__name__)
 _CHUNK_SEED_STRIDE = 1_000_003
 
 
-def make_envs(env_cfg: EnvConfig, count: int) -> list[Any]:
+def make_envs(env_cfg: EnvConfig, count: int, workers: int = 0) -> list[Any] | EnvPool:
     """``count`` copies of the eval env (``kwargs`` updated by ``eval_kwargs``); copies share the
-    first one's heavy resources through ``shared_kwargs`` (one verifier for all)."""
+    first one's heavy resources through ``shared_kwargs`` (one verifier for all). With ``workers``
+    > 0 they live in that many processes and step in parallel (an :class:`EnvPool`)."""
     kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
+    if workers > 0:
+        return EnvPool(env_cfg.id, kwargs, count, workers)
     first = gym.make(env_cfg.id, **kwargs)
     shared = first.unwrapped.shared_kwargs()
     return [first] + [gym.make(env_cfg.id, **kwargs, **shared) for _ in range(count - 1)]
@@ -45,13 +49,15 @@ def task_seeds(cfg: EvalConfig) -> list[int]:
     return [cfg.seed + j for j in range(cfg.num_tasks)]
 
 
-def run_episodes(lp: LoadedPolicy, envs: Sequence[Any], seeds: Sequence[int], cfg: EvalConfig) -> list[Trajectory]:
+def run_episodes(lp: LoadedPolicy, envs: Sequence[Any] | EnvPool, seeds: Sequence[int],
+                 cfg: EvalConfig) -> list[Trajectory]:
     """n episodes per task seed, ``len(envs)`` at a time, through ``rollout`` (the training loop)."""
     plan = [(s, j) for j, s in enumerate(seeds) for _ in range(cfg.n)]  # (reset seed, task index)
     out: list[Trajectory] = []
+    pooled = isinstance(envs, EnvPool)  # a pool takes any number of episodes up to its size
     for c, start in enumerate(range(0, len(plan), len(envs))):
         chunk = plan[start:start + len(envs)]
-        out += rollout(envs[:len(chunk)], [s for s, _ in chunk], [j for _, j in chunk], lp.policy, lp.renderer,
+        out += rollout(envs if pooled else envs[:len(chunk)], [s for s, _ in chunk], [j for _, j in chunk], lp.policy, lp.renderer,
                        history=cfg.history, max_new_tokens=cfg.max_new_tokens,
                        max_context_tokens=cfg.max_context_tokens, temperature=cfg.temperature,
                        top_p=cfg.top_p, seed=cfg.seed * _CHUNK_SEED_STRIDE + c)
@@ -96,7 +102,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = task_seeds(cfg)
-    envs = make_envs(cfg.env, min(cfg.batch_size, len(seeds) * cfg.n))
+    envs = make_envs(cfg.env, min(cfg.batch_size, len(seeds) * cfg.n), cfg.env_workers)
     results: list[RunResult] = []
     try:
         for label, checkpoint in run_labels(cfg):
@@ -113,8 +119,11 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             results.append(RunResult(label, checkpoint, summarize(trajs, cfg.n), time.perf_counter() - tic))
             log.info("%s: avg@%d %.4f", label, cfg.n, results[-1].summary.avg_at_n)
     finally:
-        for env in envs:
-            env.close()
+        if isinstance(envs, EnvPool):
+            envs.close()
+        else:
+            for env in envs:
+                env.close()
     report = build_report(cfg, results)
     write_report(report, results, out_dir, plots=cfg.plots)
     return report

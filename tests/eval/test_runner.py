@@ -44,6 +44,15 @@ def test_n_samples_per_task_in_chunks_are_reproducible(tiny_cfg, tmp_path):
     assert sum(e["won"] for e in a) == sum(t["successes"] for t in run["tasks"])
 
 
+def test_env_workers_give_the_same_episodes(tiny_cfg, tmp_path):
+    """Envs in 2 worker processes (the last chunk uses part of the pool): same episodes as in-process."""
+    run_eval(_cfg(tiny_cfg, tmp_path / "local"))
+    report = run_eval(_cfg(tiny_cfg, tmp_path / "pool", env_workers=2))
+    local, pool = _episodes(tmp_path / "local", "tiny"), _episodes(tmp_path / "pool", "tiny")
+    assert [(e["seed"], e["actions"], e["reward"]) for e in pool] == [(e["seed"], e["actions"], e["reward"]) for e in local]
+    assert report["runs"][0]["num_episodes"] == 6
+
+
 def test_run_labels():
     cfg = EvalConfig(checkpoints=["runs/a/step_10", "runs/a/step_20"])
     assert run_labels(cfg) == [("step_10", "runs/a/step_10"), ("step_20", "runs/a/step_20")]
