@@ -4,10 +4,12 @@ Both modes run the same episodes (same tasks, seeds and sampling settings) with 
 tiny model (``--model smollm2`` for SmolLM2-135M-Instruct):
 ``batched`` steps all G x B episodes together (one ``generate`` call per turn for every live
 episode; ``--env-workers W`` puts its envs in W processes that step in parallel); ``sequential``
-runs them one episode at a time. Generated tokens per second of wall
-time are compared. The framework overhead of the batched run is the wall time spent outside
-``env.step``/``env.reset`` and the model's ``generate`` (rendering, tokenizing, parsing,
-bookkeeping), as a fraction of the total. Before either timed run every env is reset once to
+runs them one episode at a time. Generated tokens per second of wall time are compared: both
+modes run ``--repeats`` times, interleaved (the same episodes every time), and their median runs
+are compared, so that one noisy moment on a shared machine does not decide the ratio. The
+framework overhead of the batched run is the wall time spent outside ``env.step``/``env.reset``
+and the model's ``generate`` (rendering, tokenizing, parsing, bookkeeping), as a fraction of the
+total. Before either timed run every env is reset once to
 its task (``warm-up``, printed): loading a game (parsing its PDDL and grammar, ~0.1-0.8 s on
 ALFWorld) is a one-time cost per env and game, which the batched run would otherwise pay for
 both modes.
@@ -20,6 +22,7 @@ Ends with
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import gymnasium as gym
@@ -110,6 +113,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
     ap.add_argument("--env-workers", type=int, default=0, help="batched mode: envs in this many processes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of both modes; medians are compared")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -131,17 +135,25 @@ def main() -> None:
     pool = EnvPool(env_id, kw, n, args.env_workers) if args.env_workers else None
     if pool:
         pool.reset_many([(i, seed, None) for i, seed in enumerate(seeds)])
-    wall_b, tok_b = run(TimedEnvSet(pool, env_clock) if pool else envs, seeds, policy, renderer, args)
+    batched, sequential = [], []  # (wall s, tokens, env s, model s) per repeat, modes interleaved
+    for r in range(args.repeats):
+        env_clock[0] = model_clock[0] = 0.0
+        wall, toks = run(TimedEnvSet(pool, env_clock) if pool else envs, seeds, policy, renderer, args)
+        batched.append((wall, toks, env_clock[0], model_clock[0]))
+        print(f"batched {r}: {n} episodes, {toks} tokens in {wall:.1f}s ({toks / wall:.0f} tok/s); "
+              f"env {env_clock[0]:.1f}s, model {model_clock[0]:.1f}s")
+        wall, toks = 0.0, 0
+        for i in range(n):
+            w, t = run(envs[i:i + 1], seeds[i:i + 1], policy, renderer, args)
+            wall, toks = wall + w, toks + t
+        sequential.append((wall, toks))
+        print(f"sequential {r}: {n} episodes, {toks} tokens in {wall:.1f}s ({toks / wall:.0f} tok/s)")
     if pool:
         pool.close()
-    overhead = (wall_b - env_clock[0] - model_clock[0]) / wall_b
-    print(f"batched: {n} episodes, {tok_b} tokens in {wall_b:.1f}s ({tok_b / wall_b:.0f} tok/s); "
-          f"env {env_clock[0]:.1f}s, model {model_clock[0]:.1f}s")
-    wall_s, tok_s = 0.0, 0
-    for i in range(n):
-        w, t = run(envs[i:i + 1], seeds[i:i + 1], policy, renderer, args)
-        wall_s, tok_s = wall_s + w, tok_s + t
-    print(f"sequential: {n} episodes, {tok_s} tokens in {wall_s:.1f}s ({tok_s / wall_s:.0f} tok/s)")
+    wall_b, tok_b, env_b, model_b = statistics.median_low(batched)  # the same episodes every repeat
+    wall_s, tok_s = statistics.median_low(sequential)
+    overhead = (wall_b - env_b - model_b) / wall_b
+    print(f"median of {args.repeats}: batched {tok_b / wall_b:.0f} tok/s, sequential {tok_s / wall_s:.0f} tok/s")
     print(f"batched/sequential tokens-per-second ratio: {(tok_b / wall_b) / (tok_s / wall_s):.2f}")
     label = "ALFWorld" if args.env == "alfworld" else args.env
     print(f"{label} framework overhead fraction: {overhead:.2f}")
