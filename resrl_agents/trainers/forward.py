@@ -66,6 +66,17 @@ def micro_batches(n_rows: int, size: int) -> list[torch.Tensor]:
     return [torch.arange(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
 
 
+def causal_logits(model, input_ids: torch.Tensor) -> torch.Tensor:
+    """``(B, T, V)`` logits of right-padded rows, without a padding mask.
+
+    Causal attention never lets a real token see the padding after it, so real positions get the
+    same outputs as with the mask, and attention takes SDPA's causal path, which skips the upper
+    triangle (half the work of a masked dense pass) and builds no (B, 1, T, T) mask. Outputs at
+    padding positions are garbage and every consumer masks them out (loss mask 0 there).
+    """
+    return model(input_ids=input_ids).logits
+
+
 def trim(batch: Batch) -> Batch:
     """Drop right-padding columns beyond the longest row of this (micro-)batch."""
     T = int(batch.attention_mask.sum(1).max().item())
@@ -107,11 +118,11 @@ def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: floa
     with hook as captured:
         for idx in micro_batches(B, micro_batch_size):
             mb = trim(batch.rows(idx))
-            ids, attn = mb.input_ids.to(device), mb.attention_mask.to(device)
+            ids = mb.input_ids.to(device)  # right-padded
             t = ids.shape[1]
-            logp_old[idx, :t] = token_logp(model(input_ids=ids, attention_mask=attn).logits, ids, temperature).float().cpu()
+            logp_old[idx, :t] = token_logp(causal_logits(model, ids), ids, temperature).float().cpu()
             if ref_model is not None:
-                ref_logp[idx, :t] = token_logp(ref_model(input_ids=ids, attention_mask=attn).logits, ids, temperature).float().cpu()
+                ref_logp[idx, :t] = token_logp(causal_logits(ref_model, ids), ids, temperature).float().cpu()
             if resrl is None:
                 continue
             hidden = captured.pop()  # (b, t, H); position t-1 predicts token t

@@ -9,7 +9,7 @@ import torch
 
 from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.rollout.types import Batch
-from resrl_agents.trainers.forward import micro_batches, trim
+from resrl_agents.trainers.forward import causal_logits, micro_batches, trim
 from resrl_agents.trainers.loss import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logp
 
 
@@ -41,9 +41,9 @@ def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *,
             for idx in micro_batches(mini.num_rows, micro_batch_size):
                 mb = trim(mini.rows(idx))
                 t = mb.input_ids.shape[1]
-                ids, attn = mb.input_ids.to(device), mb.attention_mask.to(device)
+                ids = mb.input_ids.to(device)  # right-padded
                 mask, adv, logp_old = (x.to(device) for x in (mb.loss_mask, mb.adv, mb.logp_old))
-                logits = model(input_ids=ids, attention_mask=attn).logits  # (b, t, V)
+                logits = causal_logits(model, ids)  # (b, t, V)
                 logp = token_logp(logits, ids, temperature)  # (b, t)
                 loss_tok, m = policy_loss(logp, logp_old, adv, mask, clip_low=algo.clip_low,
                                           clip_high=algo.clip_high, dual_clip=algo.dual_clip)

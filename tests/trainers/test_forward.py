@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from resrl_agents.rollout.types import Batch
-from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, score_batch
+from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_logits, score_batch
 
 SETTINGS = ResRLSettings(rank=8, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
                          niter=4, residual_norm="normalized", hidden_layer=-2, sign_from="advantage")
@@ -65,3 +65,15 @@ def test_logp_old_is_independent_of_micro_batching(tiny):
     b = score_batch(model, batch, micro_batch_size=12, temperature=1.0, device=torch.device("cpu"), resrl=None, group_seed={})[0]
     real = batch.attention_mask.bool()  # positions past a row's end are padding in either case
     torch.testing.assert_close(a[real], b[real], rtol=0, atol=1e-4)
+
+
+def test_causal_logits_equal_padding_masked_logits_at_real_tokens(tiny):
+    """Right-padded rows need no padding mask: real tokens get the same logits either way."""
+    model, tok = tiny
+    batch = _batch(tok)
+    with torch.no_grad():
+        masked = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
+        causal = causal_logits(model, batch.input_ids)
+    real = batch.attention_mask.bool()
+    assert not real.all()  # some rows are padded
+    torch.testing.assert_close(causal[real], masked[real], atol=1e-5, rtol=1e-5)
