@@ -38,7 +38,10 @@ def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *,
             num_tokens = float(mini.loss_mask.sum().clamp_min(1.0))
             num_seqs = float(mini.num_rows)
             optimizer.zero_grad(set_to_none=True)
-            for idx in micro_batches(mini.num_rows, micro_batch_size):
+            # rows of similar length share a micro-batch (less padding); the sum is the same
+            order = torch.argsort(mini.attention_mask.sum(1), descending=True, stable=True)
+            for chunk in micro_batches(mini.num_rows, micro_batch_size):
+                idx = order[chunk]
                 mb = trim(mini.rows(idx))
                 t = mb.input_ids.shape[1]
                 ids = mb.input_ids.to(device)  # right-padded

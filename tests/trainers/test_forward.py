@@ -1,12 +1,17 @@
-"""The scoring pass on a real tiny model: ResRL weights from whole groups, independent of the
-micro-batch size and of the order of groups; hidden states from the hook match HF's."""
+"""The scoring pass and the update on a real tiny model: ResRL weights from whole groups,
+independent of the micro-batch size and of the order of groups; hidden states from the hook match
+HF's; padding-free causal logits; micro-batches (length-sorted) accumulate the exact update."""
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
+from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_logits, score_batch
+from resrl_agents.trainers.update import ppo_update
 
 SETTINGS = ResRLSettings(rank=8, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
                          niter=4, residual_norm="normalized", hidden_layer=-2, sign_from="advantage")
@@ -77,3 +82,26 @@ def test_causal_logits_equal_padding_masked_logits_at_real_tokens(tiny):
     real = batch.attention_mask.bool()
     assert not real.all()  # some rows are padded
     torch.testing.assert_close(causal[real], masked[real], atol=1e-5, rtol=1e-5)
+
+
+def _update(model, batch, micro: int) -> dict[str, float]:
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)  # linear in the gradient: differences show as is
+    return ppo_update(model, opt, batch, None, algo=AlgoConfig(), ppo_epochs=1, mini_batch_groups=None,
+                      micro_batch_size=micro, grad_clip=1e9, temperature=1.0, max_len=24,
+                      device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+
+
+def test_micro_batch_size_does_not_change_the_update(tiny):
+    model, tok = tiny
+    batch = _batch(tok)  # 12 rows of 12..24 tokens, right-padded
+    batch.logp_old, _, batch.weight, _ = score_batch(model, batch, micro_batch_size=12, temperature=1.0,
+                                                     device=torch.device("cpu"), resrl=None, group_seed={})
+    batch.adv = batch.seq_adv[:, None] * batch.loss_mask
+    whole, split = copy.deepcopy(model), copy.deepcopy(model)
+    m_whole, m_split = _update(whole, batch, micro=12), _update(split, batch, micro=5)
+    with torch.no_grad():
+        moved = sum(float((a - b).abs().sum()) for a, b in zip(whole.parameters(), model.parameters()))
+    assert moved > 0
+    for a, b in zip(whole.parameters(), split.parameters()):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert abs(m_whole["loss/policy"] - m_split["loss/policy"]) < 1e-5
