@@ -98,7 +98,7 @@ class TimedPolicy:
 
 def run(envs, seeds, policy, renderer, args) -> tuple[float, int]:
     tic = time.perf_counter()
-    trajs = rollout(envs, seeds, list(range(len(envs))), policy, renderer, history="full", max_new_tokens=args.max_new,
+    trajs = rollout(envs, seeds, list(range(len(envs))), policy, renderer, history=args.history, max_new_tokens=args.max_new,
                     max_context_tokens=4096, temperature=1.0, top_p=1.0, seed=0)
     return time.perf_counter() - tic, sum(t.response_length for t in trajs)
 
@@ -111,6 +111,7 @@ def main() -> None:
     ap.add_argument("--max-new", type=int, default=48)
     ap.add_argument("--max-turns", type=int, default=10)
     ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2"])
+    ap.add_argument("--history", default="full", help="rollout layout: full | window:k")
     ap.add_argument("--env-workers", type=int, default=0, help="batched mode: envs in this many processes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of both modes; medians are compared")

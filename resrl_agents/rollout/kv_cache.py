@@ -6,6 +6,11 @@ the turn ends, so re-prefilling them every turn repeats O(context) work per turn
 attention). :class:`PrefixStore` keeps, for every row of the last ``generate`` call, the cache of
 the tokens it fed the model and hands it back when a new prompt extends those tokens exactly.
 
+Prompts that only begin like a stored row (``window:k`` prompts: the same system prompt and task,
+then a different history each turn) reuse the keys/values of the common prefix: position t's
+keys/values depend only on tokens 0..t, so a stored row's first n entries are exactly those of
+any sequence that starts with the same n tokens.
+
 Caches are plain per-layer ``(k, v)`` tensors of one row, ``(1, h, T, d)``: rows of different
 lengths are joined into a left-padded batch cache (pads are zeros the model never computes, and
 the attention mask hides them) and cut back into rows when a row stops.
@@ -31,38 +36,67 @@ class RowCache:
 
 
 class PrefixStore:
-    """The row caches of the last call, looked up by exact token prefix.
+    """The row caches of the last call, looked up by token prefix.
 
     Only the last call's rows are kept: in the agent loop every live episode's next prompt extends
-    its previous turn, and an episode that ended never comes back. ``version`` is a fingerprint of
-    the weights; caches computed under other weights are dropped, never reused.
+    its previous turn (or, in ``window:k``, starts like it), and an episode that ended never comes
+    back. ``version`` is a fingerprint of the weights; caches computed under other weights are
+    dropped, never reused.
     """
+
+    HEAD = 16  # rows are indexed by their first HEAD tokens for common-prefix lookups
+    MIN_SHARED = 32  # shorter common prefixes are not worth a lookup
 
     def __init__(self) -> None:
         self._by_len: dict[int, dict[tuple[int, ...], RowCache]] = {}
+        self._by_head: dict[tuple[int, ...], list[RowCache]] = {}
         self.version: int | None = None
 
     def lookup(self, prompt: Sequence[int]) -> RowCache | None:
         """The longest stored cache whose ids are a proper prefix of ``prompt`` (at least one new
-        token must remain to produce the next logits)."""
+        token must remain to produce the next logits); else the longest common prefix (at least
+        ``MIN_SHARED`` tokens) of ``prompt`` with a stored row, cut from that row."""
+        prompt = tuple(prompt)
         for n in sorted(self._by_len, reverse=True):
             if n < len(prompt):
-                hit = self._by_len[n].get(tuple(prompt[:n]))
+                hit = self._by_len[n].get(prompt[:n])
                 if hit is not None:
                     return hit
-        return None
+        best, best_n = None, self.MIN_SHARED - 1
+        for row in self._by_head.get(prompt[:self.HEAD], ()):
+            n = _common_prefix(row.ids, prompt, len(prompt) - 1)
+            if n > best_n:
+                best, best_n = row, n
+        if best is None:
+            return None
+        return RowCache(best.ids[:best_n], [(k[:, :, :best_n], v[:, :, :best_n]) for k, v in best.kv])
 
     def replace(self, rows: Sequence[RowCache], version: int) -> None:
-        self._by_len = {}
+        self._by_len, self._by_head = {}, {}
         for r in rows:
             self._by_len.setdefault(len(r.ids), {})[r.ids] = r
+            if len(r.ids) >= self.MIN_SHARED:
+                self._by_head.setdefault(r.ids[:self.HEAD], []).append(r)
         self.version = version
 
     def clear(self) -> None:
-        self._by_len, self.version = {}, None
+        self._by_len, self._by_head, self.version = {}, {}, None
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_len.values())
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...], limit: int) -> int:
+    """Length of the common prefix of ``a`` and ``b``, at most ``limit`` (binary search on slice
+    equality: ~log2(n) C-level comparisons instead of a Python loop over tokens)."""
+    lo, hi = 0, min(len(a), len(b), limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class ReservedLayer(DynamicLayer):

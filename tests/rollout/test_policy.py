@@ -67,6 +67,24 @@ def test_prefix_cache_prefills_only_new_tokens(tiny):
     assert fed[0] == 4 + len(g2.ids) - 1
 
 
+def test_prompts_that_begin_like_a_cached_row_reuse_the_common_prefix(tiny):
+    """window:k-style turns: a fixed head (system prompt, task), then a different tail each turn."""
+    model, tok = tiny
+    head = _prompts(1, seed=5)[0][:40]
+    cached, fresh = HFPolicy(model, tok), HFPolicy(model, tok, prefix_cache=False)
+    for turn in range(3):
+        prompts = [head + [100 + turn, 200 + row] * (turn + 2) for row in range(3)]
+        with _fed_tokens(model) as fed:
+            a = cached.generate(prompts, SamplingParams(6, 0.0))
+        b = fresh.generate(prompts, SamplingParams(6, 0.0))
+        assert [g.ids for g in a] == [g.ids for g in b]
+        for x, y in zip(a, b):
+            assert x.logp == pytest.approx(y.logp, abs=1e-4)
+        tails = max(len(p) for p in prompts) - len(head) if turn else max(len(p) for p in prompts)
+        decode = sum(len(g.ids) - 1 for g in a)  # one token fed per decode step and live row
+        assert fed[0] <= len(prompts) * tails + decode  # turns after the first prefill only their tails
+
+
 def test_identical_prompts_are_prefilled_once(tiny):
     model, tok = tiny
     policy = HFPolicy(model, tok)

@@ -80,6 +80,20 @@ def test_drift_check_reports_zero_on_real_rollouts(tiny):
     assert report.checked == 6 and report.drift_rate == 0.0
 
 
+def test_window_layout_is_the_same_with_and_without_prefix_reuse(tiny):
+    """window:k prompts reuse the cached system prompt and task; the episodes do not change."""
+    model, tok = tiny
+    runs = []
+    for prefix_cache in (True, False):
+        envs = [CountingEnv(max_turns=4) for _ in range(3)]
+        runs.append(rollout(envs, [7, 7, 8], [0, 0, 1], HFPolicy(model, tok, prefix_cache=prefix_cache),
+                            ChatRenderer(tok), history="window:2", max_new_tokens=12, max_context_tokens=4096,
+                            temperature=1.0, top_p=1.0, seed=3))
+    for a, b in zip(*runs):
+        assert [t.action_ids for t in a.turns] == [t.action_ids for t in b.turns]
+        assert [t.obs_ids for t in a.turns] == [t.obs_ids for t in b.turns]
+
+
 def test_window_layout_prompts_hold_exactly_k_past_turns(tiny):
     trajs = _run(tiny, "window:2", [CountingEnv(max_turns=4)])
     (traj,) = trajs
