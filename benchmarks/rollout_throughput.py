@@ -9,10 +9,10 @@ modes run ``--repeats`` times, interleaved (the same episodes every time), and t
 are compared, so that one noisy moment on a shared machine does not decide the ratio. The
 framework overhead of the batched run is the wall time spent outside ``env.step``/``env.reset``
 and the model's ``generate`` (rendering, tokenizing, parsing, bookkeeping), as a fraction of the
-total. Before either timed run every env is reset once to
-its task (``warm-up``, printed): loading a game (parsing its PDDL and grammar, ~0.1-0.8 s on
-ALFWorld) is a one-time cost per env and game, which the batched run would otherwise pay for
-both modes.
+total. Before either timed run every env is reset once to its task (``warm-up``, printed):
+loading a game (parsing its PDDL and grammar, ~0.1-0.8 s on ALFWorld) is a one-time cost per env
+and game, which the batched run would otherwise pay for both modes. ``--history`` picks the
+layout (``full``, the training default, or ``window:k``).
 
 Ends with
     batched/sequential tokens-per-second ratio: X.XX     (target >= 5)
