@@ -97,6 +97,7 @@ class TrainerConfig:
     ppo_epochs: int = 1  # passes over each rollout batch
     mini_batch_groups: Optional[int] = None  # groups per optimizer step (null = whole batch)
     micro_batch_size: int = 8  # rows per forward/backward (gradient accumulation)
+    micro_batch_tokens: Optional[int] = None  # also cap rows x longest row per forward (null = rows only)
     seed: int = 0  # seeds rollouts, sampling and torch
     device: str = "auto"  # auto | cpu | cuda
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)

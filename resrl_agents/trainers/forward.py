@@ -62,8 +62,20 @@ def capture_hidden(model, layer: int) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
-def micro_batches(n_rows: int, size: int) -> list[torch.Tensor]:
-    return [torch.arange(i, min(i + size, n_rows)) for i in range(0, n_rows, size)]
+def micro_batches(lengths: torch.Tensor, size: int, max_tokens: int | None = None) -> list[torch.Tensor]:
+    """Consecutive runs of row positions: at most ``size`` rows, and with ``max_tokens`` at most
+    that many padded tokens (rows x longest row; a longer row goes alone), so memory per
+    forward stays bounded when episode lengths vary."""
+    out, start, longest = [], 0, 0  # the open run: rows start..i-1, its longest row
+    for i, n in enumerate(lengths.tolist()):
+        grown = max(longest, n)
+        if i > start and (i - start >= size or (max_tokens is not None and (i - start + 1) * grown > max_tokens)):
+            out.append(torch.arange(start, i))
+            start, grown = i, n
+        longest = grown
+    if start < len(lengths):
+        out.append(torch.arange(start, len(lengths)))
+    return out
 
 
 def causal_logits(model, input_ids: torch.Tensor) -> torch.Tensor:
@@ -104,7 +116,8 @@ class _GroupBuffer:
 
 @torch.no_grad()
 def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: float, device: torch.device,
-                resrl: ResRLSettings | None, group_seed: dict[int, int], ref_model=None
+                resrl: ResRLSettings | None, group_seed: dict[int, int], ref_model=None,
+                micro_batch_tokens: int | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[GroupStats]]:
     """Return ``logp_old (B,T)``, ``ref_logp (B,T) | None``, ``weight (B,T)`` and per-group stats."""
     B, T = batch.input_ids.shape
@@ -116,7 +129,7 @@ def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: floa
     pos_row, neg_row = row_signs(batch, resrl.sign_from) if resrl else (None, None)
     hook = capture_hidden(model, resrl.hidden_layer) if resrl else contextlib.nullcontext([])
     with hook as captured:
-        for idx in micro_batches(B, micro_batch_size):
+        for idx in micro_batches(batch.attention_mask.sum(1), micro_batch_size, micro_batch_tokens):
             mb = trim(batch.rows(idx))
             ids = mb.input_ids.to(device)  # right-padded
             t = ids.shape[1]

@@ -193,8 +193,9 @@ class RLRecipe:
         tic = time.perf_counter()
         seeds = {g: hash((t.seed, g)) % (2**31) for g in gid.unique().tolist()}
         batch.logp_old, ref_logp, batch.weight, stats = score_batch(
-            self.model, batch, micro_batch_size=t.micro_batch_size, temperature=cfg.rollout.temperature,
-            device=self.device, resrl=self.resrl, group_seed=seeds, ref_model=self.ref_model)
+            self.model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
+            temperature=cfg.rollout.temperature, device=self.device, resrl=self.resrl, group_seed=seeds,
+            ref_model=self.ref_model)
         batch.adv = batch.seq_adv[:, None] * batch.weight * batch.loss_mask  # (B, T)
         metrics |= resrl_metrics(stats, batch) if self.resrl else {}
         metrics["perf/score_s"] = time.perf_counter() - tic
@@ -203,6 +204,7 @@ class RLRecipe:
         tic = time.perf_counter()
         metrics |= ppo_update(self.model, self.optimizer, batch, ref_logp, algo=a, ppo_epochs=t.ppo_epochs,
                               mini_batch_groups=t.mini_batch_groups, micro_batch_size=t.micro_batch_size,
+                              micro_batch_tokens=t.micro_batch_tokens,
                               grad_clip=t.grad_clip, temperature=cfg.rollout.temperature,
                               max_len=cfg.rollout.max_new_tokens * self.max_turns, device=self.device,
                               generator=self.update_rng)

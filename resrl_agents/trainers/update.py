@@ -27,7 +27,8 @@ def group_minibatches(group_id: torch.Tensor, groups_per_mb: int | None, generat
 
 def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *, algo: AlgoConfig,
                ppo_epochs: int, mini_batch_groups: int | None, micro_batch_size: int, grad_clip: float,
-               temperature: float, max_len: int, device: torch.device, generator: torch.Generator) -> dict[str, float]:
+               temperature: float, max_len: int, device: torch.device, generator: torch.Generator,
+               micro_batch_tokens: int | None = None) -> dict[str, float]:
     """Run the update; ``batch.adv`` and ``batch.logp_old`` must be filled. Returns mean metrics."""
     sums: dict[str, float] = defaultdict(float)
     n_updates = 0
@@ -39,8 +40,9 @@ def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *,
             num_seqs = float(mini.num_rows)
             optimizer.zero_grad(set_to_none=True)
             # rows of similar length share a micro-batch (less padding); the sum is the same
-            order = torch.argsort(mini.attention_mask.sum(1), descending=True, stable=True)
-            for chunk in micro_batches(mini.num_rows, micro_batch_size):
+            lengths = mini.attention_mask.sum(1)
+            order = torch.argsort(lengths, descending=True, stable=True)
+            for chunk in micro_batches(lengths[order], micro_batch_size, micro_batch_tokens):
                 idx = order[chunk]
                 mb = trim(mini.rows(idx))
                 t = mb.input_ids.shape[1]

@@ -10,7 +10,7 @@ import torch
 
 from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.rollout.types import Batch
-from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_logits, score_batch
+from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_logits, micro_batches, score_batch
 from resrl_agents.trainers.update import ppo_update
 
 SETTINGS = ResRLSettings(rank=8, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
@@ -84,11 +84,11 @@ def test_causal_logits_equal_padding_masked_logits_at_real_tokens(tiny):
     torch.testing.assert_close(causal[real], masked[real], atol=1e-5, rtol=1e-5)
 
 
-def _update(model, batch, micro: int) -> dict[str, float]:
+def _update(model, batch, micro: int, tokens: int | None = None) -> dict[str, float]:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)  # linear in the gradient: differences show as is
     return ppo_update(model, opt, batch, None, algo=AlgoConfig(), ppo_epochs=1, mini_batch_groups=None,
                       micro_batch_size=micro, grad_clip=1e9, temperature=1.0, max_len=24,
-                      device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+                      device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), micro_batch_tokens=tokens)
 
 
 def test_micro_batch_size_does_not_change_the_update(tiny):
@@ -97,11 +97,23 @@ def test_micro_batch_size_does_not_change_the_update(tiny):
     batch.logp_old, _, batch.weight, _ = score_batch(model, batch, micro_batch_size=12, temperature=1.0,
                                                      device=torch.device("cpu"), resrl=None, group_seed={})
     batch.adv = batch.seq_adv[:, None] * batch.loss_mask
-    whole, split = copy.deepcopy(model), copy.deepcopy(model)
-    m_whole, m_split = _update(whole, batch, micro=12), _update(split, batch, micro=5)
+    whole = copy.deepcopy(model)
+    m_whole = _update(whole, batch, micro=12)
     with torch.no_grad():
         moved = sum(float((a - b).abs().sum()) for a, b in zip(whole.parameters(), model.parameters()))
     assert moved > 0
-    for a, b in zip(whole.parameters(), split.parameters()):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
-    assert abs(m_whole["loss/policy"] - m_split["loss/policy"]) < 1e-5
+    for micro, tokens in ((5, None), (12, 60)):  # by rows; by a budget of padded tokens
+        split = copy.deepcopy(model)
+        m_split = _update(split, batch, micro=micro, tokens=tokens)
+        for a, b in zip(whole.parameters(), split.parameters()):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+        assert abs(m_whole["loss/policy"] - m_split["loss/policy"]) < 1e-5
+
+
+def test_micro_batches_by_rows_and_padded_tokens():
+    lengths = torch.tensor([10, 9, 30, 5, 5, 5, 5])
+    runs = lambda size, tokens=None: [r.tolist() for r in micro_batches(lengths, size, tokens)]  # noqa: E731
+    assert runs(3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert runs(8, 30) == [[0, 1], [2], [3, 4, 5, 6]]  # 3 x 30 > 30; a 30-token row alone; 4 x 5 <= 30
+    assert runs(8, 8) == [[0], [1], [2], [3], [4], [5], [6]]  # rows over the budget go alone
+    assert micro_batches(torch.tensor([], dtype=torch.long), 4) == []
