@@ -64,3 +64,14 @@ def test_config_typo_is_a_clear_error(tmp_path):
     assert out.returncode != 0 and "algo.rnak" in out.stderr
     out = train("algo=resrl", "algo.rank=many", f"trainer.output_dir={tmp_path}")
     assert out.returncode != 0 and "rank" in out.stderr
+
+
+def test_sft_cli_learns_and_saves(tmp_path):
+    """The README's warm start, short: expert chats of the math env, loss falls, checkpoints kept."""
+    out = train("env=math", "model=tiny", "trainer.steps=40", "trainer.lr=3e-3", "trainer.batch_size=16",
+                "trainer.save_every=20", "trainer.keep_checkpoints=1", f"trainer.output_dir={tmp_path}",
+                f"model.cache_dir={tmp_path / 'cache'}", module="resrl_agents.sft")
+    assert out.returncode == 0, out.stderr[-3000:]
+    loss = [r["loss/sft"] for r in read_metrics(tmp_path / "metrics.jsonl")]
+    assert len(loss) == 40 and sum(loss[-5:]) / 5 < 0.5 * loss[0]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_000040"]  # keep 1
