@@ -7,17 +7,19 @@ a time, in-process: every ``PddlEnv`` loads its own copy of fast-downward's libr
 are independent, and no subprocess or gym batching is needed for one episode.
 
 Speed: ``PddlEnv.reset`` re-translates the PDDL problem with fast-downward's Python translator
-twice (~85% of a reset), and every step names each admissible command by deriving its grammar
-rule, which re-parses the rule and the rule's conditional queries with a tatsu parser and deep-copies
-the derivation context (its entity infos and placeholder mapping) for every symbol: together
-~85% of a step (19 ms on a kitchen game). Parsing is a pure function of the text, so an
-:class:`EngineCache` memoises it, and the context copy becomes a shallow one: the grammar
-code rebinds the copied dicts' keys but never mutates the entity infos and logic variables they
-hold (``entity_infos`` itself is shared uncopied by TextWorld). Steps then take ~2.7 ms, with the
-same text and admissible commands (tested on every bundled and shared game). These are swapped in
-only during engine calls; G copies of an env share one cache (``shared_kwargs``). The translator
-also overwrites ``sys.argv`` and swaps ``sys.stdout``; engine calls therefore run under one lock
-and ``sys.argv`` is restored afterwards.
+twice (~85% of a reset); loading a game re-parses the PDDL domain and grammar (the same text for
+every ALFWorld game) with a tatsu parser (~65 ms); every step names each admissible command by
+deriving its grammar rule, which re-parses the rule's conditional queries with tatsu and
+deep-copies the derivation context (entity infos, placeholder mapping) for every symbol (~85% of
+a 19 ms step on a kitchen game). Parsing is a pure function of the text, so an
+:class:`EngineCache` memoises it, and the context copy becomes a shallow one: the grammar code
+rebinds the copied dicts' keys but never mutates the entity infos and logic variables they hold
+(``entity_infos`` itself is shared uncopied by TextWorld). A step then takes ~2.3 ms and a reset
+to another game ~20 ms (was ~43), with the same text and admissible commands (tested against the
+plain stack on a game of every family). These are swapped in only during engine calls; G copies
+of an env share one cache (``shared_kwargs``). The translator also overwrites ``sys.argv`` and
+swaps ``sys.stdout``; engine calls therefore run under one lock and ``sys.argv`` is restored
+afterwards.
 
 Expert: :meth:`AlfredEngine.plan` is TextWorld's ``policy_commands`` (what ``AlfredTWEnv`` with
 ``expert_type: planner`` reads): fast-downward searches from the library's current state to the
@@ -56,12 +58,15 @@ class EngineCache:
       The grammar code mutates the symbols it derives, so callers get a deep copy.
     * ``query``: ``textworld.logic``'s parse of a conjunctive query (the conditions in grammar
       rules) to its predicates, which are immutable; callers get a new list.
+    * ``domain``: the PDDL logic parser's ``(actions, grammar)`` of a game's domain and grammar
+      text (the same for every ALFWorld game); callers get a deep copy.
     * ``plans``: the planner's commands from a state to the goal, keyed by (game file, hash of
       the state's facts); the search is deterministic, so a state's plan never changes.
     """
 
     def __init__(self, maxsize: int = 64, plan_maxsize: int = 8192) -> None:
         import fast_downward
+        import textworld.envs.pddl.logic as pddl_logic
         import textworld.envs.pddl.textgen as textgen
         import textworld.logic
 
@@ -69,6 +74,7 @@ class EngineCache:
         self._parse = functools.lru_cache(maxsize=16384)(textgen._parse_and_convert)
         self._logic_parse = textworld.logic._parse_and_convert
         self._query = functools.lru_cache(maxsize=16384)(self._logic_parse)
+        self._domain = functools.lru_cache(maxsize=8)(pddl_logic._parse_and_convert)
         self._plans: OrderedDict[tuple[str, int], tuple[str, ...]] = OrderedDict()
         self._plan_maxsize = plan_maxsize
         self.plan_hits = self.plan_misses = 0
@@ -78,6 +84,9 @@ class EngineCache:
 
     def parse(self, text: str, rule_name: str = "symbols", trace: bool = False):
         return copy.deepcopy(self._parse(text, rule_name=rule_name, trace=trace))
+
+    def domain(self, text: str, rule_name: str = "pddlStart", **kwargs):
+        return copy.deepcopy(self._domain(text, rule_name=rule_name, **kwargs))
 
     def logic_parse(self, text: str, rule_name: str = "start", **kwargs):
         if rule_name != "conjunctiveQuery" or kwargs:
@@ -100,7 +109,7 @@ class EngineCache:
     def info(self) -> dict[str, Any]:
         """``functools`` cache statistics of the engine caches, and the plan memo's counts."""
         return {"translate": self._translate.cache_info(), "parse": self._parse.cache_info(),
-                "query": self._query.cache_info(),
+                "query": self._query.cache_info(), "domain": self._domain.cache_info(),
                 "plans": {"hits": self.plan_hits, "misses": self.plan_misses,
                           "currsize": len(self._plans)}}
 
@@ -115,20 +124,22 @@ def _copy_context(context: dict) -> dict:
 def _engine_call(cache: EngineCache) -> Iterator[None]:
     """Run engine code under the lock with the faster functions swapped in; restore sys.argv."""
     import fast_downward
+    import textworld.envs.pddl.logic as pddl_logic
     import textworld.envs.pddl.textgen as textgen
     import textworld.logic
 
     with _ENGINE_LOCK:
         argv = sys.argv
         saved = (fast_downward.pddl2sas, textgen._parse_and_convert, textgen.copy_context,
-                 textworld.logic._parse_and_convert)
+                 textworld.logic._parse_and_convert, pddl_logic._parse_and_convert)
         fast_downward.pddl2sas, textgen._parse_and_convert = cache.translate, cache.parse
         textgen.copy_context, textworld.logic._parse_and_convert = _copy_context, cache.logic_parse
+        pddl_logic._parse_and_convert = cache.domain
         try:
             yield
         finally:
             (fast_downward.pddl2sas, textgen._parse_and_convert, textgen.copy_context,
-             textworld.logic._parse_and_convert) = saved
+             textworld.logic._parse_and_convert, pddl_logic._parse_and_convert) = saved
             sys.argv = argv
 
 
