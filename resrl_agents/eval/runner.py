@@ -23,7 +23,7 @@ from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.policies import LoadedPolicy, make_policy, resolve_device
 from resrl_agents.eval.report import RunResult, build_report, write_report
 from resrl_agents.rollout.agent_loop import rollout
-from resrl_agents.rollout.env_pool import EnvPool
+from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.rollout.types import Trajectory
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ def run_episodes(lp: LoadedPolicy, envs: Sequence[Any] | EnvPool, seeds: Sequenc
     pooled = isinstance(envs, EnvPool)  # a pool takes any number of episodes up to its size
     for c, start in enumerate(range(0, len(plan), len(envs))):
         chunk = plan[start:start + len(envs)]
-        out += rollout(envs if pooled else envs[:len(chunk)], [s for s, _ in chunk], [j for _, j in chunk], lp.policy, lp.renderer,
-                       history=cfg.history, max_new_tokens=cfg.max_new_tokens,
+        out += rollout(envs if pooled else envs[:len(chunk)], [s for s, _ in chunk], [j for _, j in chunk],
+                       lp.policy, lp.renderer, history=cfg.history, max_new_tokens=cfg.max_new_tokens,
                        max_context_tokens=cfg.max_context_tokens, temperature=cfg.temperature,
                        top_p=cfg.top_p, seed=cfg.seed * _CHUNK_SEED_STRIDE + c)
         log.info("episodes %d/%d", len(out), len(plan))
@@ -119,11 +119,7 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             results.append(RunResult(label, checkpoint, summarize(trajs, cfg.n), time.perf_counter() - tic))
             log.info("%s: avg@%d %.4f", label, cfg.n, results[-1].summary.avg_at_n)
     finally:
-        if isinstance(envs, EnvPool):
-            envs.close()
-        else:
-            for env in envs:
-                env.close()
+        close_envs(envs)
     report = build_report(cfg, results)
     write_report(report, results, out_dir, plots=cfg.plots)
     return report

@@ -143,3 +143,9 @@ class LocalEnvs:
             return fn()
         except Exception as e:  # noqa: BLE001  (returned to the caller, who decides)
             return e
+
+
+def close_envs(envs: Sequence[Any] | EnvPool) -> None:
+    """Close a list of envs, or an :class:`EnvPool` (its workers and their envs)."""
+    for env in [envs] if isinstance(envs, EnvPool) else envs:
+        env.close()

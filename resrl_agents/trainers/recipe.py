@@ -19,7 +19,7 @@ import torch
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
-from resrl_agents.rollout.env_pool import EnvPool
+from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
@@ -235,8 +235,7 @@ class RLRecipe:
 
     def cleanup(self) -> None:
         self.logger.close()
-        for env in self.envs if isinstance(self.envs, list) else [self.envs]:
-            env.close()
+        close_envs(self.envs)
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()
