@@ -34,7 +34,7 @@ from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.env_pool import EnvPool
 from resrl_agents.rollout.policy import HFPolicy
-from resrl_agents.trainers.recipe import make_envs
+from resrl_agents.trainers.recipe import make_envs, pick_device
 
 ENVS = {"alfworld": "resrl_agents/ALFWorld-v0", "webshop": "resrl_agents/WebShop-v0"}
 
@@ -114,18 +114,20 @@ def main() -> None:
     ap.add_argument("--history", default="full", help="rollout layout: full | window:k")
     ap.add_argument("--env-workers", type=int, default=0, help="batched mode: envs in this many processes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
+    ap.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of both modes; medians are compared")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads: {torch.get_num_threads()}, device: {pick_device(args.device)}")
     env_id, kw = ENVS[args.env], {"max_turns": args.max_turns}
-    model, tok = load_policy(ModelConfig(name=args.model))
+    device = pick_device(args.device)
+    model, tok = load_policy(ModelConfig(name=args.model), device=device)
     renderer = ChatRenderer(tok)
     env_clock, model_clock = [0.0], [0.0]
     n = args.groups * args.group_size
     envs = [TimedEnv(e, env_clock) for e in make_envs(env_id, kw, n)]
-    policy = TimedPolicy(HFPolicy(model, tok), model_clock)
+    policy = TimedPolicy(HFPolicy(model, tok, device), model_clock)
     seeds = [g for g in range(args.groups) for _ in range(args.group_size)]
 
     tic = time.perf_counter()

@@ -42,7 +42,7 @@ def make_recipe(algo: str, args) -> RLRecipe:
     overrides = ["env=math", f"model={args.model}", f"algo={algo}", "trainer.progress=false", "trainer.tensorboard=false",
                  f"rollout.prompts_per_step={args.groups}", f"rollout.group_size={args.group_size}",
                  f"rollout.max_new_tokens={args.max_new}", f"trainer.micro_batch_size={args.micro}",
-                 f"trainer.output_dir={args.out}/{algo}", "trainer.lr=1e-6"]
+                 f"trainer.output_dir={args.out}/{algo}", "trainer.lr=1e-6", *args.overrides]
     with initialize_config_module("resrl_agents.config", version_base="1.3"):
         recipe = RLRecipe(OmegaConf.to_object(compose("train", overrides=overrides)))
     recipe.setup()
@@ -73,7 +73,7 @@ def timed_learn(recipe: RLRecipe, trajs) -> tuple[float, int]:
 def child_peak_rss(args, algo: str, batches_file: str) -> int:
     """Peak-RSS growth (bytes) of ``algo`` learning the saved batches, in a fresh process."""
     cmd = [sys.executable, __file__, "--child", algo, "--batches-file", batches_file] + [
-        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "batches_file") and v is not None]
+        f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("child", "batches_file", "overrides") and v is not None] + args.overrides
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(res.stdout.strip().splitlines()[-1])["peak_growth"]
 
@@ -110,6 +110,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/step_overhead")
+    ap.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.dtype=bfloat16 model.hidden_size=1024")
     ap.add_argument("--child", default=None)
     ap.add_argument("--batches-file", default=None)
     args = ap.parse_args()
