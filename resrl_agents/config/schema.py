@@ -87,6 +87,16 @@ class RolloutConfig:
 
 
 @dataclass
+class DeepSpeedConfig:
+    enabled: bool = False  # data parallel over the launcher's ranks (torchrun / deepspeed), groups split across ranks
+    zero_stage: int = 2  # 0 plain DP | 1 + optimizer states sharded | 2 + gradients | 3 + parameters
+    offload_optimizer: bool = False  # ZeRO-Offload: optimizer states and step on the CPU (DeepSpeed's cpu_adam op)
+    offload_param: bool = False  # ZeRO-3: parameters kept on the CPU between uses
+    backend: str = "auto"  # torch.distributed backend: auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+    config: dict[str, Any] = field(default_factory=dict)  # raw DeepSpeed config entries, merged over the generated ones
+
+
+@dataclass
 class TrainerConfig:
     steps: int = 20  # training steps (one rollout batch each)
     lr: float = 1e-6  # AdamW learning rate
@@ -95,7 +105,7 @@ class TrainerConfig:
     warmup_steps: int = 10  # linear LR warm-up, then constant
     grad_clip: float = 1.0  # max global grad norm
     ppo_epochs: int = 1  # passes over each rollout batch
-    mini_batch_groups: Optional[int] = None  # groups per optimizer step (null = whole batch)
+    mini_batch_groups: Optional[int] = None  # groups per optimizer step (null = whole batch; under DeepSpeed: per rank)
     micro_batch_size: int = 8  # rows per forward/backward (gradient accumulation)
     micro_batch_tokens: Optional[int] = None  # also cap rows x longest row per forward (null = rows only)
     seed: int = 0  # seeds rollouts, sampling and torch
@@ -108,6 +118,7 @@ class TrainerConfig:
     tensorboard: bool = True  # write TensorBoard event files
     wandb: bool = False  # log to Weights & Biases (needs the wandb extra)
     progress: bool = True  # rich progress bar
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
 
 
 @dataclass

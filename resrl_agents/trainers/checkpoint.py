@@ -4,6 +4,10 @@ Layout: ``<output_dir>/checkpoints/step_000010/`` holds ``model.safetensors``, `
 tokenizer files (so ``AutoModelForCausalLM.from_pretrained`` loads it) and ``trainer_state.pt``
 (step, optimizer, scheduler, RNG states). A checkpoint is built in a temporary sibling folder and
 renamed into place, so a crash never leaves a half-written ``step_*`` folder.
+
+Under DeepSpeed every rank takes part: each writes its ZeRO partitions (``deepspeed/``) and its
+RNG state (``rng_rank<r>.pt``) into the shared temporary folder; rank 0 writes the rest and
+renames the folder once all ranks are done.
 """
 
 from __future__ import annotations
@@ -46,22 +50,40 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, trainer_state: dict, keep: int) -> Path:
+def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, trainer_state: dict, keep: int, *, engine=None) -> Path:
+    """Write ``step_<step>`` atomically. ``engine`` (``trainers/distributed.py``): every rank of a
+    data-parallel run calls this; ``model`` must hold the full weights on rank 0."""
+    rank = engine.rank if engine is not None else 0
     root = Path(output_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
-    tmp = root / f".tmp_step_{step:06d}_{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    torch.save(trainer_state | {"step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+    tmp = root / f".tmp_step_{step:06d}"
+    if rank == 0:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    if engine is not None:
+        engine.barrier()
+        engine.save_shards(tmp)
+        if rank > 0:
+            torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
+        engine.barrier()
+    if rank == 0:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        torch.save(trainer_state | {"step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old, ignore_errors=True)
+    if engine is not None:
+        engine.barrier()  # no rank goes on (or resumes) before the folder is in place
     return final
 
 
-def load_trainer_state(ckpt: Path) -> dict:
-    return torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+def load_trainer_state(ckpt: Path, rank: int = 0) -> dict:
+    """The trainer state, with this rank's RNG state."""
+    state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+    if rank > 0:
+        state["rng"] = torch.load(ckpt / f"rng_rank{rank}.pt", map_location="cpu", weights_only=False)
+    return state

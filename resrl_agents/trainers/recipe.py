@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import random
 import time
 from collections import defaultdict
@@ -31,15 +32,21 @@ from resrl_agents.trainers.advantages import group_advantages, informative_group
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.resrl import GroupStats
+from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.update import ppo_update
 
 GROUP_STRIDE = 1_000_000  # group ids: step * GROUP_STRIDE + index, unique over a run
 
 
 def pick_device(name: str) -> torch.device:
+    """``trainer.device``; under a launcher (``LOCAL_RANK`` set) a CUDA rank takes its own GPU."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)
+    return device
 
 
 def run_recipe(recipe) -> None:
@@ -81,51 +88,63 @@ class RLRecipe:
         if cfg.algo.kl_coef > 0:
             self.ref_model, _ = load_policy(cfg.model, device=self.device)  # the initial policy
             self.ref_model.requires_grad_(False).eval()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+        if t.deepspeed.enabled and cfg.rollout.backend != "hf":
+            raise ValueError("trainer.deepspeed needs rollout.backend=hf (each rank generates with its own copy of the policy)")
+        self.engine = make_engine(self.model, t, self.device)  # one process, or a DeepSpeed ZeRO rank
+        self.rank, self.world_size = self.engine.rank, self.engine.world_size
+        if cfg.rollout.prompts_per_step % self.world_size:
+            raise ValueError(f"rollout.prompts_per_step={cfg.rollout.prompts_per_step} must be a multiple of the "
+                             f"{self.world_size} ranks (whole groups per rank)")
+        self.optimizer = self.engine.optimizer
         warmup = max(t.warmup_steps, 0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
-        n_envs = cfg.rollout.prompts_per_step * cfg.rollout.group_size
+        n_envs = cfg.rollout.prompts_per_step // self.world_size * cfg.rollout.group_size  # this rank's share
         if cfg.rollout.env_workers > 0:  # envs in worker processes, stepped in parallel
             self.envs = EnvPool(cfg.env.id, dict(cfg.env.kwargs), n_envs, cfg.rollout.env_workers)
             self.max_turns = self.envs.max_turns[0]
         else:
             self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
             self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
-        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.model, self.tokenizer, self.device,
+        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
                                           output_dir=t.output_dir, seed=t.seed)  # hf, or vllm (synced in phase 5)
         self.renderer = ChatRenderer(self.tokenizer)
         self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
         self.update_rng = torch.Generator().manual_seed(t.seed)
         if resume_from is not None:
-            state = ckpt.load_trainer_state(resume_from)
-            self.optimizer.load_state_dict(state["optimizer"])
+            state = ckpt.load_trainer_state(resume_from, self.rank)
+            self.engine.load(resume_from, state)
             self.scheduler.load_state_dict(state["scheduler"])
             self.update_rng.set_state(state["update_rng"])
             ckpt.set_rng_state(state["rng"])
             self.start_step = state["step"]
-        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb)
+        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb) if self.rank == 0 else None
 
     # ------------------------------------------------------------------ rollout helpers
     def _rollout_round(self, step: int, round_: int) -> list[Trajectory]:
-        """One round: prompts_per_step groups of G episodes, each group from one task seed."""
+        """One round: prompts_per_step groups of G episodes, each group from one task seed; under
+        data parallelism this rank's share of them (groups rank, rank + world_size, ...)."""
         r, G = self.cfg.rollout, self.cfg.rollout.group_size
         rng = np.random.default_rng([self.cfg.trainer.seed, step, round_])
         task_seeds = rng.integers(0, 2**31 - 1, size=r.prompts_per_step).tolist()
+        sample_seed = int(rng.integers(0, 2**31 - 1)) + self.rank
         base = step * GROUP_STRIDE + round_ * r.prompts_per_step
-        seeds = [s for s in task_seeds for _ in range(G)]
-        gids = [base + j for j in range(r.prompts_per_step) for _ in range(G)]
+        mine = range(self.rank, r.prompts_per_step, self.world_size)
+        seeds = [task_seeds[j] for j in mine for _ in range(G)]
+        gids = [base + j for j in mine for _ in range(G)]
         return rollout(self.envs, seeds, gids, self.policy, self.renderer, history=r.history,
                        max_new_tokens=r.max_new_tokens, max_context_tokens=r.max_context_tokens,
-                       temperature=r.temperature, top_p=r.top_p, seed=int(rng.integers(0, 2**31 - 1)))
+                       temperature=r.temperature, top_p=r.top_p, seed=sample_seed)
 
     def _collect(self, step: int) -> tuple[list[Trajectory], list[Trajectory], int]:
         """Trajectories to train on (whole groups) and every trajectory sampled this step.
 
         DAPO dynamic sampling keeps only groups whose rewards differ and rolls out more rounds
-        until ``prompts_per_step`` such groups are found (or the round budget is spent).
+        until ``prompts_per_step`` such groups are found (or the round budget is spent); under data
+        parallelism each rank fills its own share.
         """
         a, r = self.cfg.algo, self.cfg.rollout
         rounds = 1 + (a.max_refill_rounds if a.dynamic_sampling else 0)
+        wanted_groups = r.prompts_per_step // self.world_size
         keep: list[Trajectory] = []
         seen: list[Trajectory] = []
         for round_ in range(rounds):
@@ -137,9 +156,9 @@ class RLRecipe:
             if ok:
                 mask = informative_groups(torch.tensor([t.reward for t in ok]), torch.tensor([t.group_id for t in ok]))
                 keep += [t for t, m in zip(ok, mask.tolist()) if m]
-            if len({t.group_id for t in keep}) >= r.prompts_per_step:
+            if len({t.group_id for t in keep}) >= wanted_groups:
                 break
-        wanted = sorted({t.group_id for t in keep})[: r.prompts_per_step]
+        wanted = sorted({t.group_id for t in keep})[:wanted_groups]
         return [t for t in keep if t.group_id in wanted], seen, round_ + 1
 
     def _shaped_rewards(self, trajs: list[Trajectory]) -> torch.Tensor:
@@ -160,23 +179,30 @@ class RLRecipe:
 
         # 1. rollout: G episodes per task from the same seed, exact token ids kept
         trajs, seen, rounds = self._collect(step)
-        metrics = rollout_metrics(seen) | {"rollout/rounds": float(rounds), "rollout/groups_trained": float(len({x.group_id for x in trajs})),
-                                           "perf/rollout_s": time.perf_counter() - tic}
+        metrics = {"rollout/rounds": float(rounds), "rollout/groups_trained": float(len({x.group_id for x in trajs})),
+                   "perf/rollout_s": time.perf_counter() - tic}
         if Layout.parse(cfg.rollout.history).kind == "full" and cfg.rollout.drift_check_frac > 0:
             sample = seen[: max(1, math.ceil(len(seen) * cfg.rollout.drift_check_frac))]
             report = drift_check(sample, self.renderer)
             metrics |= {"rollout/drift_rate": report.drift_rate, "rollout/retok_rate": report.retok_rate}
             if report.drift_rate > cfg.rollout.drift_max_rate:
                 raise RuntimeError(f"token drift {report.drift_rate:.3f} above rollout.drift_max_rate={cfg.rollout.drift_max_rate}")
-        # 2-4. rewards, advantages, ResRL weights, update
-        metrics |= self.learn(trajs) if trajs else {}
+        # 2-4. rewards, advantages, ResRL weights, update (all ranks update together, or none does)
+        update = self.engine.all_sum([float(not trajs)])[0] == 0
+        metrics |= self.learn(trajs) if update else {}
 
-        # 5. weight sync: a separate rollout engine (rollout.backend=vllm) loads the updated weights
-        if trajs and cfg.rollout.backend == "vllm":
+        # 5. weight sync: a separate rollout engine (rollout.backend=vllm) or ZeRO-3's full rollout
+        # copy of the policy gets the updated weights
+        if update:
             tic_sync = time.perf_counter()
-            self.policy.load_weights(self.model.state_dict().items())
+            if cfg.rollout.backend == "vllm":
+                self.policy.load_weights(self.model.state_dict().items())
+            self.engine.sync_rollout_model()
             metrics["perf/weight_sync_s"] = time.perf_counter() - tic_sync
-        return metrics | {"perf/step_s": time.perf_counter() - tic}
+        metrics["perf/step_s"] = time.perf_counter() - tic
+        # every rank's numbers in one record: episodes pooled, counts summed, times of the slowest
+        episodes = [e for rank in self.engine.gather([episode_record(x) for x in seen]) for e in rank]
+        return rollout_metrics(episodes) | merge_rank_metrics(self.engine.gather(metrics))
 
     def learn(self, trajs: list[Trajectory]) -> dict[str, float]:
         """Phases 2-4 of a step on whole groups of trajectories (benchmarks call this directly)."""
@@ -193,7 +219,7 @@ class RLRecipe:
         tic = time.perf_counter()
         seeds = {g: hash((t.seed, g)) % (2**31) for g in gid.unique().tolist()}
         batch.logp_old, ref_logp, batch.weight, stats = score_batch(
-            self.model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
+            self.engine.rollout_model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
             temperature=cfg.rollout.temperature, device=self.device, resrl=self.resrl, group_seed=seeds,
             ref_model=self.ref_model)
         batch.adv = batch.seq_adv[:, None] * batch.weight * batch.loss_mask  # (B, T)
@@ -202,10 +228,9 @@ class RLRecipe:
 
         # 4. update: PPO epochs, mini-batches of whole groups, exact gradient accumulation
         tic = time.perf_counter()
-        metrics |= ppo_update(self.model, self.optimizer, batch, ref_logp, algo=a, ppo_epochs=t.ppo_epochs,
+        metrics |= ppo_update(self.engine, batch, ref_logp, algo=a, ppo_epochs=t.ppo_epochs,
                               mini_batch_groups=t.mini_batch_groups, micro_batch_size=t.micro_batch_size,
-                              micro_batch_tokens=t.micro_batch_tokens,
-                              grad_clip=t.grad_clip, temperature=cfg.rollout.temperature,
+                              micro_batch_tokens=t.micro_batch_tokens, temperature=cfg.rollout.temperature,
                               max_len=cfg.rollout.max_new_tokens * self.max_turns, device=self.device,
                               generator=self.update_rng)
         self.scheduler.step()
@@ -219,22 +244,24 @@ class RLRecipe:
 
         t = self.cfg.trainer
         cols = [TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
-        with Progress(*cols, disable=not t.progress, transient=False) as bar:
+        with Progress(*cols, disable=not t.progress or self.rank > 0, transient=False) as bar:
             task = bar.add_task("train", total=t.steps, completed=self.start_step, info="")
             for step in range(self.start_step, t.steps):
                 m = self.train_step(step)
-                self.logger.log(step + 1, m)
+                if self.logger is not None:
+                    self.logger.log(step + 1, m)
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
                 if (step + 1) % t.save_every == 0 or step + 1 == t.steps:
                     self.save(step + 1)
 
     def save(self, step: int) -> None:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                 "update_rng": self.update_rng.get_state()}
-        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.model, self.tokenizer, state, self.cfg.trainer.keep_checkpoints)
+        state = self.engine.optimizer_state() | {"scheduler": self.scheduler.state_dict(), "update_rng": self.update_rng.get_state()}
+        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.engine.rollout_model, self.tokenizer, state,
+                             self.cfg.trainer.keep_checkpoints, engine=self.engine)
 
     def cleanup(self) -> None:
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
         close_envs(self.envs)
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
@@ -248,25 +275,52 @@ def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
     return [first] + [gym.make(env_id, **kwargs, **shared) for _ in range(n - 1)]
 
 
-def rollout_metrics(trajs: list[Trajectory]) -> dict[str, float]:
-    """rollout/* metrics over every sampled trajectory, with per-family success."""
-    if not trajs:
+def episode_record(t: Trajectory) -> dict:
+    """What ``rollout_metrics`` needs of an episode (small enough to gather from every rank)."""
+    return {"reward": t.reward, "won": t.won, "turns": len(t.turns), "invalid": sum(tt.invalid for tt in t.turns),
+            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family}
+
+
+def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
+    """rollout/* metrics over every sampled episode (``episode_record``s), with per-family success."""
+    if not episodes:
         return {}
-    n = len(trajs)
-    turns = [len(x.turns) for x in trajs]
-    invalid = sum(tt.invalid for x in trajs for tt in x.turns)
-    out = {"rollout/reward_mean": sum(x.reward for x in trajs) / n,
-           "rollout/success": sum(x.won for x in trajs) / n,
-           "rollout/episode_len": sum(turns) / n,
-           "rollout/response_len": sum(x.response_length for x in trajs) / n,
-           "rollout/invalid_rate": invalid / max(sum(turns), 1),
-           "rollout/truncated": sum(x.truncated for x in trajs) / n,
-           "rollout/env_errors": float(sum(bool(x.error) for x in trajs))}
+    n = len(episodes)
+    turns = sum(e["turns"] for e in episodes)
+    mean = lambda key: sum(e[key] for e in episodes) / n  # noqa: E731
+    out = {"rollout/reward_mean": mean("reward"),
+           "rollout/success": mean("won"),
+           "rollout/episode_len": turns / n,
+           "rollout/response_len": mean("response_len"),
+           "rollout/invalid_rate": sum(e["invalid"] for e in episodes) / max(turns, 1),
+           "rollout/truncated": mean("truncated"),
+           "rollout/env_errors": float(sum(e["error"] for e in episodes))}
     fam: dict[str, list[bool]] = defaultdict(list)
-    for x in trajs:
-        if x.family:
-            fam[x.family].append(x.won)
+    for e in episodes:
+        if e["family"]:
+            fam[e["family"]].append(e["won"])
     return out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+
+
+SUMMED = ("rollout/groups_trained", "perf/trained_tokens", "resrl/degenerate_groups", "resrl/fallback_")
+
+
+def merge_rank_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
+    """One record from every rank's metrics: counts add up, ``perf/*_s`` times are the slowest
+    rank's, the rest (losses, already whole-batch; per-rank means) are averaged over ranks."""
+    if len(per_rank) == 1:
+        return per_rank[0]
+    out = {}
+    for key in sorted({k for m in per_rank for k in m}):
+        vals = [m[key] for m in per_rank if key in m]
+        if key.startswith(SUMMED):
+            out[key] = float(sum(vals))
+        elif key.startswith("perf/") and key.endswith("_s"):
+            out[key] = float(max(vals))
+        else:
+            finite = [v for v in vals if math.isfinite(v)]
+            out[key] = float(sum(finite) / len(finite)) if finite else math.nan
+    return out
 
 
 def resrl_metrics(stats: list[GroupStats], batch) -> dict[str, float]:

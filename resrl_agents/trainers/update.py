@@ -25,25 +25,37 @@ def group_minibatches(group_id: torch.Tensor, groups_per_mb: int | None, generat
     return out
 
 
-def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *, algo: AlgoConfig,
-               ppo_epochs: int, mini_batch_groups: int | None, micro_batch_size: int, grad_clip: float,
+def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: AlgoConfig,
+               ppo_epochs: int, mini_batch_groups: int | None, micro_batch_size: int,
                temperature: float, max_len: int, device: torch.device, generator: torch.Generator,
                micro_batch_tokens: int | None = None) -> dict[str, float]:
-    """Run the update; ``batch.adv`` and ``batch.logp_old`` must be filled. Returns mean metrics."""
+    """Run the update with ``engine`` (``trainers/distributed.py``); ``batch.adv`` and
+    ``batch.logp_old`` must be filled. Returns mean metrics over the whole (all-rank) batch.
+
+    Under data parallelism ``batch`` holds this rank's groups and ``mini_batch_groups`` counts
+    groups per rank; token and sequence counts are summed over ranks, and every rank runs as many
+    mini- and micro-batches as the busiest one (the extra ones with zero loss).
+    """
     sums: dict[str, float] = defaultdict(float)
-    n_updates = 0
+    grad_norms: list[float] = []
+    model = engine.train_module
     model.train()
     for _ in range(ppo_epochs):
-        for rows in group_minibatches(batch.group_id, mini_batch_groups, generator):
-            mini = batch.rows(rows)
-            num_tokens = float(mini.loss_mask.sum().clamp_min(1.0))
-            num_seqs = float(mini.num_rows)
-            optimizer.zero_grad(set_to_none=True)
+        minis = group_minibatches(batch.group_id, mini_batch_groups, generator)
+        for i in range(engine.all_max(len(minis))):
+            mini = batch.rows(minis[i] if i < len(minis) else torch.zeros(0, dtype=torch.long))
+            num_tokens, num_seqs = engine.all_sum([float(mini.loss_mask.sum()), float(mini.num_rows)])
+            num_tokens = max(num_tokens, 1.0)
+            engine.zero_grad()
             # rows of similar length share a micro-batch (less padding); the sum is the same
             lengths = mini.attention_mask.sum(1)
             order = torch.argsort(lengths, descending=True, stable=True)
-            for chunk in micro_batches(lengths[order], micro_batch_size, micro_batch_tokens):
-                idx = order[chunk]
+            chunks = micro_batches(lengths[order], micro_batch_size, micro_batch_tokens)
+            for j in range(engine.all_max(len(chunks))):
+                if j >= len(chunks):  # another rank has more micro-batches: match its passes
+                    engine.backward(causal_logits(model, torch.zeros(1, 1, dtype=torch.long, device=device)).sum() * 0.0)
+                    continue
+                idx = order[chunks[j]]
                 mb = trim(mini.rows(idx))
                 t = mb.input_ids.shape[1]
                 ids = mb.input_ids.to(device)  # right-padded
@@ -57,17 +69,19 @@ def ppo_update(model, optimizer, batch: Batch, ref_logp: torch.Tensor | None, *,
                     loss_tok = loss_tok - algo.entropy_coef * ent
                     m["entropy"] = (ent * mask).sum() / mask.sum().clamp_min(1)
                 if ref_logp is not None and algo.kl_coef:
-                    kl = kl_penalty(logp, ref_logp[rows][idx, :t].to(device), algo.kl_estimator)  # (b, t)
+                    kl = kl_penalty(logp, ref_logp[minis[i]][idx, :t].to(device), algo.kl_estimator)  # (b, t)
                     loss_tok = loss_tok + algo.kl_coef * kl
                     m["kl_ref"] = (kl * mask).sum() / mask.sum().clamp_min(1)
                 loss = aggregate(loss_tok, mask, algo.agg, num_tokens=num_tokens, num_seqs=num_seqs, max_len=max_len)
-                loss.backward()
+                engine.backward(loss)
                 share = float(mask.sum()) / num_tokens  # token-weighted metric average
                 sums["loss/policy"] += float(loss.detach())
                 for k, v in m.items():
                     sums[f"loss/{k}"] += float(v) * share
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            sums["loss/grad_norm"] += float(grad_norm)
-            n_updates += 1
-    return {k: v / max(n_updates, 1) for k, v in sums.items()} | {"loss/optimizer_steps": float(n_updates)}
+            grad_norms.append(engine.step())
+    # each rank's sums are its share of whole-batch means: add them up
+    keys = sorted(sums)
+    n_updates = max(len(grad_norms), 1)
+    totals = dict(zip(keys, engine.all_sum([sums[k] for k in keys])))
+    return ({k: v / n_updates for k, v in totals.items()} | {"loss/grad_norm": sum(grad_norms) / n_updates,
+                                                            "loss/optimizer_steps": float(len(grad_norms))})

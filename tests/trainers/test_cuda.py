@@ -14,6 +14,7 @@ from resrl_agents.rollout.policy import HFPolicy, SamplingParams
 from resrl_agents.trainers.forward import causal_logits, score_batch
 from resrl_agents.trainers.loss import token_logp
 from resrl_agents.trainers.resrl import resrl_group_weights
+from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.update import ppo_update
 from tests.trainers.test_forward import SETTINGS, _batch
 from tests.trainers.test_resrl import gapped_group, ref_weights
@@ -77,7 +78,8 @@ def test_bf16_update_on_cuda(tiny):
     batch.logp_old = batch.logp_old.cpu()
     before = [p.detach().clone() for p in gpu_model.parameters()]
     opt = torch.optim.AdamW(gpu_model.parameters(), lr=1e-3)
-    m = ppo_update(gpu_model, opt, batch, None, algo=AlgoConfig(), ppo_epochs=1, mini_batch_groups=None, micro_batch_size=4,
-                   grad_clip=1.0, temperature=1.0, max_len=24, device=CUDA, generator=torch.Generator().manual_seed(0))
+    m = ppo_update(LocalEngine(gpu_model, opt, grad_clip=1.0), batch, None, algo=AlgoConfig(), ppo_epochs=1,
+                   mini_batch_groups=None, micro_batch_size=4, temperature=1.0, max_len=24, device=CUDA,
+                   generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(torch.tensor(m["loss/policy"])) and m["loss/grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, gpu_model.parameters()))

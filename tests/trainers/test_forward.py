@@ -11,6 +11,7 @@ import torch
 from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_logits, micro_batches, score_batch
+from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.update import ppo_update
 
 SETTINGS = ResRLSettings(rank=8, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
@@ -86,8 +87,8 @@ def test_causal_logits_equal_padding_masked_logits_at_real_tokens(tiny):
 
 def _update(model, batch, micro: int, tokens: int | None = None) -> dict[str, float]:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)  # linear in the gradient: differences show as is
-    return ppo_update(model, opt, batch, None, algo=AlgoConfig(), ppo_epochs=1, mini_batch_groups=None,
-                      micro_batch_size=micro, grad_clip=1e9, temperature=1.0, max_len=24,
+    return ppo_update(LocalEngine(model, opt, grad_clip=1e9), batch, None, algo=AlgoConfig(), ppo_epochs=1, mini_batch_groups=None,
+                      micro_batch_size=micro, temperature=1.0, max_len=24,
                       device=torch.device("cpu"), generator=torch.Generator().manual_seed(0), micro_batch_tokens=tokens)
 
 
