@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--env-workers", type=int, default=0, help="batched mode: envs in this many processes")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default, as training uses)")
     ap.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda")
+    ap.add_argument("--dtype", default="float32", help="model dtype: float32 | bfloat16")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved repeats of both modes; medians are compared")
     args = ap.parse_args()
     if args.threads:
@@ -122,7 +123,7 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}, device: {pick_device(args.device)}")
     env_id, kw = ENVS[args.env], {"max_turns": args.max_turns}
     device = pick_device(args.device)
-    model, tok = load_policy(ModelConfig(name=args.model), device=device)
+    model, tok = load_policy(ModelConfig(name=args.model, dtype=args.dtype), device=device)
     renderer = ChatRenderer(tok)
     env_clock, model_clock = [0.0], [0.0]
     n = args.groups * args.group_size

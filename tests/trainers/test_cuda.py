@@ -83,3 +83,11 @@ def test_bf16_update_on_cuda(tiny):
                    generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(torch.tensor(m["loss/policy"])) and m["loss/grad_norm"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, gpu_model.parameters()))
+
+
+def test_loading_on_cuda_turns_off_cudnn_attention(tiny_cfg):
+    # cuDNN's SDPA builds a plan per shape; rollouts change shape every decode step
+    from resrl_agents.models import load_policy
+
+    load_policy(dataclasses.replace(tiny_cfg, dtype="bfloat16"), device="cuda")
+    assert not torch.backends.cuda.cudnn_sdp_enabled()
