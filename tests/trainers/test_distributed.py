@@ -1,8 +1,9 @@
 """DeepSpeed ZeRO data parallelism on CPU: two ranks on gloo, launched by torch.distributed.run.
 
 The update of groups split over two ranks (which run different numbers of micro-batches) must
-equal one process's update of the whole batch, for ZeRO stages 0-3; a ZeRO-3 training run writes
-checkpoints with its shards and resumes from them. Multi-GPU (nccl) runs are not tested here.
+equal one process's update of the whole batch, for ZeRO stages 0-3, and a rank with fewer
+mini-batches keeps in step with the others; a ZeRO-3 training run writes checkpoints with its
+shards and resumes from them. Multi-GPU (nccl) runs are not tested here.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def test_zero_updates_equal_the_single_process_update(tmp_path):
         assert abs(r["loss"] - r["loss_ref"]) < 1e-6, (stage, r)  # losses over global token counts
         assert abs(r["grad_norm"] / r["grad_norm_ref"] - 1) < 1e-4, (stage, r)  # same gradient scale
         assert r["max_diff"] < 0.03 * r["moved"], (stage, r)  # same weights (Adam's first step is ~lr * sign(g))
+        assert r["steps_per_group"] == 3.0 and r["ranks_differ"] == 0.0, (stage, r)  # uneven mini-batch counts
 
 
 def test_zero3_training_run_checkpoints_and_resumes(tmp_path):
