@@ -1,5 +1,6 @@
 """Where the update runs: one process (``LocalEngine``) or data parallel under DeepSpeed ZeRO
-(``DeepSpeedEngine``, one process per device, launched by ``torchrun`` or ``deepspeed``).
+(``DeepSpeedEngine``, one process per device, launched by ``torchrun``, or by ``deepspeed
+--no_local_rank``: Hydra takes no ``--local_rank`` flag).
 
 Data parallelism splits a step's prompt groups across ranks: each rank rolls out, scores and
 weights its own whole groups (ARCHITECTURE invariant 3), so ResRL's subspaces and the group
