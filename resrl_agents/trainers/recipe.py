@@ -29,10 +29,10 @@ from resrl_agents.rollout.drift import drift_check
 from resrl_agents.rollout.types import Trajectory
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
+from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.resrl import GroupStats
-from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.update import ppo_update
 
 GROUP_STRIDE = 1_000_000  # group ids: step * GROUP_STRIDE + index, unique over a run
