@@ -138,6 +138,7 @@ class SFTTrainerConfig:
     steps: int = 300  # optimizer steps (0 = run `epochs` epochs)
     batch_size: int = 16  # conversations per optimizer step
     lr: float = 1e-3  # AdamW learning rate
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 10  # linear LR warm-up, then cosine decay to 10%
     grad_clip: float = 1.0  # max global grad norm
@@ -149,6 +150,7 @@ class SFTTrainerConfig:
     keep_checkpoints: int = 1  # newest checkpoints kept (0 = all)
     tensorboard: bool = True  # write TensorBoard event files
     progress: bool = True  # rich progress bar
+    deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)  # each rank takes batch_size / ranks rows
 
 
 @dataclass

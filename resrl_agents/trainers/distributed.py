@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from resrl_agents.config.schema import TrainerConfig
+from resrl_agents.config.schema import SFTTrainerConfig, TrainerConfig
 
 
 def torch_optimizer(opt) -> torch.optim.Optimizer:
@@ -82,7 +82,7 @@ class LocalEngine:
 class DeepSpeedEngine:
     """One rank of a DeepSpeed ZeRO data-parallel group (``trainer.deepspeed``)."""
 
-    def __init__(self, model, t: TrainerConfig, device: torch.device):
+    def __init__(self, model, t: TrainerConfig | SFTTrainerConfig, device: torch.device):
         import deepspeed
         import torch.distributed as dist
 
@@ -179,8 +179,8 @@ class DeepSpeedEngine:
         return self._device if self.dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def make_engine(model, t: TrainerConfig, device: torch.device):
-    """AdamW with ``trainer``'s settings, in this process or as a DeepSpeed ZeRO rank."""
+def make_engine(model, t: TrainerConfig | SFTTrainerConfig, device: torch.device):
+    """AdamW with ``trainer``'s settings (RL or SFT), in this process or as a DeepSpeed ZeRO rank."""
     if t.deepspeed.enabled:
         return DeepSpeedEngine(model, t, device)
     adamw = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)

@@ -18,6 +18,7 @@ from resrl_agents.config.schema import SFTConfig
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import first_messages, observation_messages, user_text
 from resrl_agents.trainers import checkpoint as ckpt
+from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.recipe import pick_device, seed_everything
 
@@ -104,16 +105,20 @@ class SFTRecipe:
         seed_everything(t.seed)
         self.device = pick_device(t.device)
         self.model, self.tokenizer = load_policy(self.cfg.model, device=self.device)
+        self.engine = make_engine(self.model, t, self.device)  # one process, or a DeepSpeed ZeRO rank
+        self.rank, self.world_size = self.engine.rank, self.engine.world_size
+        if t.batch_size % self.world_size:
+            raise ValueError(f"trainer.batch_size={t.batch_size} must be a multiple of the {self.world_size} ranks")
         convs = read_conversations(t.data) if t.data else expert_conversations(
             self.cfg.env.id, dict(self.cfg.env.kwargs), t.num_examples, t.seed)
         self.rows = [tokenize_conversation(self.tokenizer, msgs, tools) for msgs, tools in convs]
         n_batches = math.ceil(len(self.rows) / t.batch_size)
         self.total = t.steps if t.steps > 0 else t.epochs * n_batches
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        self.optimizer = self.engine.optimizer
         warm = max(t.warmup_steps, 1)
         cosine = lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (s - warm) / max(self.total - warm, 1))))  # noqa: E731
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: (s + 1) / warm if s < warm else cosine(s))
-        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=False)
+        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=False) if self.rank == 0 else None
 
     def train(self) -> None:
         from rich.progress import Progress
@@ -122,31 +127,39 @@ class SFTRecipe:
         rng = random.Random(t.seed)
         order: list[int] = []
         pad_id = self.tokenizer.pad_token_id
-        self.model.train()
-        with Progress(disable=not t.progress) as bar:
+        model = self.engine.train_module
+        model.train()
+        with Progress(disable=not t.progress or self.rank > 0) as bar:
             task = bar.add_task("sft", total=self.total)
             for step in range(self.total):
                 tic = time.perf_counter()
                 if len(order) < t.batch_size:  # reshuffle every epoch
                     order += rng.sample(range(len(self.rows)), len(self.rows))
                 take, order = order[: t.batch_size], order[t.batch_size:]
-                ids, attn, mask = (x.to(self.device) for x in pad([self.rows[i] for i in take], pad_id))
-                loss = sft_loss(self.model, ids, attn, mask)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-                self.optimizer.step()
+                mine = take[self.rank::self.world_size]  # this rank's rows of the batch
+                ids, attn, mask = (x.to(self.device) for x in pad([self.rows[i] for i in mine], pad_id))
+                # the mean over this rank's assistant tokens, weighted by its share of the batch's
+                n_local = float(mask[:, 1:].sum())
+                share = n_local / self.engine.all_sum([n_local])[0]  # exactly 1.0 in one process
+                loss = sft_loss(model, ids, attn, mask) * share
+                self.engine.zero_grad()
+                self.engine.backward(loss)
+                gn = self.engine.step()
                 self.scheduler.step()
-                self.logger.log(step + 1, {"loss/sft": float(loss.detach()), "loss/grad_norm": float(gn),
-                                           "loss/lr": self.scheduler.get_last_lr()[0], "perf/step_s": time.perf_counter() - tic})
+                loss_all = self.engine.all_sum([float(loss.detach())])[0]  # the whole batch's mean
+                if self.logger is not None:
+                    self.logger.log(step + 1, {"loss/sft": loss_all, "loss/grad_norm": gn,
+                                               "loss/lr": self.scheduler.get_last_lr()[0], "perf/step_s": time.perf_counter() - tic})
                 bar.update(task, advance=1)
                 if t.save_every and (step + 1) % t.save_every == 0:
                     self.save(step + 1)
         self.save(self.total)
 
     def save(self, step: int) -> None:
-        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.model, self.tokenizer, {"kind": "sft"},
-                             keep=self.cfg.trainer.keep_checkpoints)
+        self.engine.sync_rollout_model()  # ZeRO-3: gather the full weights to write them
+        ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.engine.rollout_model, self.tokenizer, {"kind": "sft"},
+                             keep=self.cfg.trainer.keep_checkpoints, engine=self.engine)
 
     def cleanup(self) -> None:
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()

@@ -22,10 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def launch(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+def launch(args: list[str], nproc: int = 2) -> subprocess.CompletedProcess:
     # CPU ranks on gloo even where a GPU is present (two ranks cannot share one GPU under nccl)
     env = os.environ | {"OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0", "PYTHONPATH": str(REPO), "CUDA_VISIBLE_DEVICES": ""}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *args]
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-6000:]
     return res
@@ -33,7 +33,7 @@ def launch(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
 
 def test_zero_updates_equal_the_single_process_update(tmp_path):
     out = tmp_path / "report.json"
-    launch([str(REPO / "tests/trainers/ds_update_worker.py"), str(out), str(tmp_path / "cache")], tmp_path)
+    launch([str(REPO / "tests/trainers/ds_update_worker.py"), str(out), str(tmp_path / "cache")])
     report = json.loads(out.read_text())
     assert sorted(report) == ["0", "1", "2", "3"]
     for stage, r in report.items():
@@ -52,8 +52,8 @@ def test_zero3_training_run_checkpoints_and_resumes(tmp_path):
               "trainer.deepspeed.zero_stage=3", "rollout.prompts_per_step=2", "rollout.group_size=4",
               "rollout.max_new_tokens=16", "trainer.save_every=1", "trainer.progress=false", "trainer.tensorboard=false",
               f"trainer.output_dir={out}", f"model.cache_dir={tmp_path / 'cache'}"]
-    launch(common + ["trainer.steps=2"], tmp_path)
-    launch(common + ["trainer.steps=3", "trainer.resume=true"], tmp_path)
+    launch(common + ["trainer.steps=2"])
+    launch(common + ["trainer.steps=3", "trainer.resume=true"])
 
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]  # rank 0 logs, once per step
@@ -74,3 +74,20 @@ def test_zero3_training_run_checkpoints_and_resumes(tmp_path):
     old = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step_000002")
     moved = max(float((a - b).abs().max()) for a, b in zip(new.state_dict().values(), old.state_dict().values()))
     assert 0 < moved < 1e-2
+
+
+def test_zero2_sft_follows_the_single_process_run(tmp_path):
+    def run(name: str, nproc: int, extra: list[str]) -> list[dict]:
+        out = tmp_path / name
+        launch(["-m", "resrl_agents.sft", "env=math", "model=tiny", "trainer.steps=3", "trainer.batch_size=8",
+                "trainer.num_examples=32", "trainer.lr=1e-3", "trainer.warmup_steps=1", "trainer.progress=false",
+                "trainer.tensorboard=false", f"trainer.output_dir={out}", f"model.cache_dir={tmp_path / 'cache'}", *extra], nproc)
+        return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+    single = run("single", 1, [])
+    zero2 = run("zero2", 2, ["trainer.deepspeed.enabled=true", "trainer.deepspeed.zero_stage=2"])
+    assert [r["step"] for r in zero2] == [1, 2, 3]
+    for a, b in zip(single, zero2):  # the same batches, each split over two ranks
+        assert abs(a["loss/sft"] - b["loss/sft"]) < 1e-4 * a["loss/sft"], (a, b)
+        assert abs(a["loss/grad_norm"] / b["loss/grad_norm"] - 1) < 1e-3, (a, b)
+    assert (tmp_path / "zero2" / "checkpoints" / "step_000003" / "deepspeed").is_dir()
