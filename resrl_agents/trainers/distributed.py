@@ -76,6 +76,9 @@ class LocalEngine:
         pass
 
     def load(self, ckpt_dir: Path, state: dict) -> None:
+        if "optimizer" not in state:
+            raise ValueError(f"{ckpt_dir} was written under DeepSpeed (its optimizer state is in ZeRO shards): resume it "
+                             f"with trainer.deepspeed.enabled=true, or start a new run from its weights (model.path={ckpt_dir})")
         self.optimizer.load_state_dict(state["optimizer"])
 
 
@@ -172,6 +175,9 @@ class DeepSpeedEngine:
         self.ds.save_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", save_latest=False)
 
     def load(self, ckpt_dir: Path, state: dict) -> None:
+        if not (ckpt_dir / "deepspeed").is_dir():
+            raise ValueError(f"{ckpt_dir} was written by a single process (no ZeRO shards): resume it without "
+                             f"trainer.deepspeed, or start a new run from its weights (model.path={ckpt_dir})")
         self.ds.load_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", load_lr_scheduler_states=False)
         self.sync_rollout_model()
 

@@ -69,6 +69,10 @@ def test_zero3_training_run_checkpoints_and_resumes(tmp_path):
 
     from transformers import AutoModelForCausalLM
 
+    # one process cannot pick up the ZeRO optimizer shards: it says so and how to go on
+    res = subprocess.run([sys.executable, *common, "trainer.steps=4", "trainer.resume=true", "trainer.deepspeed.enabled=false"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300, env=os.environ | {"CUDA_VISIBLE_DEVICES": ""})
+    assert res.returncode != 0 and "was written under DeepSpeed" in res.stderr
     # full weights, gathered from the ZeRO-3 partitions, and the resumed step changed them
     new = AutoModelForCausalLM.from_pretrained(ckpt)
     old = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step_000002")
