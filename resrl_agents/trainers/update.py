@@ -79,8 +79,8 @@ def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: Alg
                 for k, v in m.items():
                     sums[f"loss/{k}"] += float(v) * share
             grad_norms.append(engine.step())
-    # each rank's sums are its share of whole-batch means: add them up
-    keys = sorted(sums)
+    # each rank's sums are its share of whole-batch means: add them up (over the keys of all ranks)
+    keys = sorted(set().union(*engine.gather(sorted(sums))))
     n_updates = max(len(grad_norms), 1)
     totals = dict(zip(keys, engine.all_sum([sums[k] for k in keys])))
     return ({k: v / n_updates for k, v in totals.items()} | {"loss/grad_norm": sum(grad_norms) / n_updates,
