@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -91,6 +93,8 @@ class DeepSpeedEngine:
 
         ds = t.deepspeed
         backend = ds.backend if ds.backend != "auto" else ("nccl" if device.type == "cuda" else "gloo")
+        if "RANK" not in os.environ:  # no launcher: a group of one (ZeRO-Offload on one device, say)
+            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
         deepspeed.init_distributed(dist_backend=backend)
         self.dist, self.deepspeed = dist, deepspeed
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
@@ -183,6 +187,12 @@ class DeepSpeedEngine:
 
     def _comm_device(self) -> torch.device:
         return self._device if self.dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def make_engine(model, t: TrainerConfig | SFTTrainerConfig, device: torch.device):

@@ -95,3 +95,17 @@ def test_zero2_sft_follows_the_single_process_run(tmp_path):
         assert abs(a["loss/sft"] - b["loss/sft"]) < 1e-4 * a["loss/sft"], (a, b)
         assert abs(a["loss/grad_norm"] / b["loss/grad_norm"] - 1) < 1e-3, (a, b)
     assert (tmp_path / "zero2" / "checkpoints" / "step_000003" / "deepspeed").is_dir()
+
+
+def test_without_a_launcher_deepspeed_runs_as_a_group_of_one(tmp_path):
+    out = tmp_path / "run"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "DS_BUILD_OPS": "0", "CUDA_VISIBLE_DEVICES": ""}
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    res = subprocess.run([sys.executable, "-m", "resrl_agents.train", "env=math", "model=tiny", "trainer.deepspeed.enabled=true",
+                          "trainer.deepspeed.zero_stage=1", "trainer.steps=1", "rollout.prompts_per_step=1",
+                          "rollout.group_size=2", "rollout.max_new_tokens=8", "trainer.progress=false",
+                          "trainer.tensorboard=false", f"trainer.output_dir={out}", f"model.cache_dir={tmp_path / 'cache'}"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert (out / "checkpoints" / "step_000001" / "deepspeed").is_dir()
