@@ -58,7 +58,8 @@ class AlgoConfig:
     length_scale_start: float = 0.875  # ramp starts at this fraction of the response budget
     length_scale_min: float = 0.7  # reward factor at the budget
     resrl: bool = False  # weight negative tokens by projection residual
-    rank: int = 64  # k: rank of the positive subspace
+    rank: int = 64  # k: rank of the positive subspace (at most; see rank_tol)
+    rank_tol: float = 1e-3  # drop singular directions with σ_i < rank_tol·σ_1 (duplicates, float noise)
     max_pos_tokens: int = 4096  # m: positive tokens sampled per group
     min_pos_tokens: int = 4  # fewer positive tokens than this: group falls back to weight 1
     w_min: float = 0.1  # smallest negative-token weight
@@ -67,7 +68,10 @@ class AlgoConfig:
     niter: int = 4  # power iterations of the randomized SVD
     hidden_layer: int = -2  # index into HF hidden_states (-2 = penultimate layer)
     residual_norm: str = "normalized"  # normalized: |r|²/|h|² (paper) | hidden_size: |r|²/H (code)
-    sign_from: str = "advantage"  # advantage | reward: what decides positive vs negative
+    gate: str = "off_span"  # off_span: in-span negatives get w_min, quantiles over the rest | paper: over all
+    span_tol: float = 1e-6  # in span: |r|² or the distance to a positive token's state <= span_tol·|h - mu|² (float noise)
+    hidden_position: str = "predicting"  # predicting: state at t-1 weighs token t (released code) | own: at t
+    success: str = "won"  # who is positive (all estimators, ResRL): won = the env's info["won"] | reward: r > 0
 
 
 @dataclass
@@ -113,6 +117,7 @@ class TrainerConfig:
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)
     output_dir: str = "runs/default"  # metrics, TensorBoard logs and checkpoints
     save_every: int = 10  # checkpoint every N steps (and at the end)
+    inspect_every: int = 0  # ResRL: keep every Nth step's groups and weights for `python -m resrl_agents.inspect` (0 = off)
     keep_checkpoints: int = 2  # newest checkpoints kept
     resume: bool = False  # continue from the newest checkpoint in output_dir
     tensorboard: bool = True  # write TensorBoard event files

@@ -22,20 +22,23 @@ def trajectory_rows(traj: Trajectory, layout: Layout) -> list[tuple[list[int], l
 
 
 def collate(trajs: Sequence[Trajectory], reward: Sequence[float], seq_adv: Sequence[float], *,
-            history: str, pad_id: int) -> Batch:
+            history: str, pad_id: int, success: Sequence[bool] | None = None) -> Batch:
     """Rows of the trajectories in the given order (keep groups contiguous), right-padded.
 
-    ``reward`` / ``seq_adv`` are per trajectory; every row of a trajectory carries its values
-    (in ``window:k`` each turn-sample gets the episode's return and advantage).
+    ``reward`` / ``seq_adv`` / ``success`` (default: each episode's ``won``) are per trajectory;
+    every row of a trajectory carries its values (in ``window:k`` each turn-sample gets the
+    episode's return, advantage and success).
     """
     layout = Layout.parse(history)
-    rows, row_reward, row_adv, row_group = [], [], [], []
-    for traj, r, a in zip(trajs, reward, seq_adv, strict=True):
+    success = [t.won for t in trajs] if success is None else success
+    rows, row_reward, row_adv, row_group, row_success = [], [], [], [], []
+    for traj, r, a, s in zip(trajs, reward, seq_adv, success, strict=True):
         for row in trajectory_rows(traj, layout):
             rows.append(row)
             row_reward.append(r)
             row_adv.append(a)
             row_group.append(traj.group_id)
+            row_success.append(bool(s))
     T = max((len(ids) for ids, _, _ in rows), default=0)
     B = len(rows)
     input_ids = torch.full((B, T), pad_id, dtype=torch.long)
@@ -52,4 +55,5 @@ def collate(trajs: Sequence[Trajectory], reward: Sequence[float], seq_adv: Seque
         input_ids=input_ids, attention_mask=attention_mask, loss_mask=loss_mask, logp_sample=logp,
         reward=torch.tensor(row_reward, dtype=torch.float), seq_adv=torch.tensor(row_adv, dtype=torch.float),
         group_id=torch.tensor(row_group, dtype=torch.long), response_len=loss_mask.sum(1).long(),
+        success=torch.tensor(row_success, dtype=torch.bool),
     )

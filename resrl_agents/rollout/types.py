@@ -109,6 +109,7 @@ class Batch:
       adv            (B, T) float  per-token advantage (filled by the trainer)
       logp_old       (B, T) float  log-prob under the policy before the update (filled by the trainer)
       weight         (B, T) float  ResRL per-token weight (1 where not weighted)
+      success        (B,)   bool   the row's episode succeeded (``algo.success``): who is positive
     """
 
     input_ids: torch.Tensor
@@ -122,6 +123,7 @@ class Batch:
     adv: torch.Tensor | None = None
     logp_old: torch.Tensor | None = None
     weight: torch.Tensor | None = None
+    success: torch.Tensor | None = None
 
     @property
     def num_rows(self) -> int:

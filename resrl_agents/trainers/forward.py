@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import torch
 
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.loss import token_logp
-from resrl_agents.trainers.resrl import GroupStats, resrl_group_weights
+from resrl_agents.trainers.resrl import GATES, GroupStats, resrl_group_weights
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class ResRLSettings:
     """The ResRL knobs of ``AlgoConfig`` (see there), handed to :func:`resrl_group_weights`."""
 
     rank: int
+    rank_tol: float
     max_pos_tokens: int
     min_pos_tokens: int
     w_min: float
@@ -34,12 +35,21 @@ class ResRLSettings:
     q_hi: float
     niter: int
     residual_norm: str
+    gate: str  # "off_span" | "paper"
+    span_tol: float
     hidden_layer: int
-    sign_from: str  # "advantage" | "reward"
+    hidden_position: str  # "predicting": the state at t-1 weighs token t | "own": the state at t
 
     def kwargs(self) -> dict:
-        keys = ("rank", "max_pos_tokens", "min_pos_tokens", "w_min", "lam", "q_lo", "q_hi", "niter", "residual_norm")
+        keys = ("rank", "rank_tol", "max_pos_tokens", "min_pos_tokens", "w_min", "lam", "q_lo", "q_hi", "niter",
+                "residual_norm", "gate", "span_tol")
         return {k: getattr(self, k) for k in keys}
+
+    def __post_init__(self):
+        if self.hidden_position not in ("predicting", "own"):
+            raise ValueError(f"algo.hidden_position must be 'predicting' or 'own', got {self.hidden_position!r}")
+        if self.gate not in GATES:
+            raise ValueError(f"algo.gate must be one of {', '.join(GATES)}, got {self.gate!r}")
 
 
 @contextlib.contextmanager
@@ -96,15 +106,6 @@ def trim(batch: Batch) -> Batch:
     return Batch(**{k: cut(v) for k, v in batch.__dict__.items()})
 
 
-def row_signs(batch: Batch, sign_from: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pos, neg) bool per row: by advantage sign (paper) or reward sign (released code)."""
-    if sign_from == "advantage":
-        return batch.seq_adv > 0, batch.seq_adv < 0
-    if sign_from == "reward":
-        return batch.reward > 0, batch.reward <= 0
-    raise ValueError(f"algo.sign_from must be 'advantage' or 'reward', got {sign_from!r}")
-
-
 @dataclass
 class _GroupBuffer:
     rows_left: int
@@ -114,19 +115,33 @@ class _GroupBuffer:
     neg: list[torch.Tensor]
 
 
+class Scores(NamedTuple):
+    """What the scoring pass returns; ``residual``/``in_span`` are ResRL's per-token diagnostics."""
+
+    logp_old: torch.Tensor  # (B, T)
+    ref_logp: torch.Tensor | None  # (B, T), with a reference model
+    weight: torch.Tensor  # (B, T) ResRL weight, 1 where not weighted
+    stats: dict[int, GroupStats]  # group id -> what its weighting did
+    residual: torch.Tensor  # (B, T) residual energy d of positive/negative tokens, nan elsewhere
+    in_span: torch.Tensor  # (B, T) bool, negatives inside their group's positive span
+
+
 @torch.no_grad()
 def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: float, device: torch.device,
                 resrl: ResRLSettings | None, group_seed: dict[int, int], ref_model=None,
-                micro_batch_tokens: int | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, list[GroupStats]]:
-    """Return ``logp_old (B,T)``, ``ref_logp (B,T) | None``, ``weight (B,T)`` and per-group stats."""
+                micro_batch_tokens: int | None = None) -> Scores:
+    """Old and reference log-probs of every token, and ResRL weights of every whole group."""
     B, T = batch.input_ids.shape
     logp_old = torch.zeros(B, T)
     ref_logp = torch.zeros(B, T) if ref_model is not None else None
     weight = torch.ones(B, T)
-    stats: list[GroupStats] = []
+    residual = torch.full((B, T), float("nan"))
+    in_span = torch.zeros(B, T, dtype=torch.bool)
+    stats: dict[int, GroupStats] = {}
     buffers: dict[int, _GroupBuffer] = {}
-    pos_row, neg_row = row_signs(batch, resrl.sign_from) if resrl else (None, None)
+    if resrl is not None and batch.success is None:
+        raise ValueError("ResRL needs batch.success (who is positive); collate() fills it")
+    pos_row, neg_row = (batch.success, ~batch.success) if resrl else (None, None)
     hook = capture_hidden(model, resrl.hidden_layer) if resrl else contextlib.nullcontext([])
     with hook as captured:
         for idx in micro_batches(batch.attention_mask.sum(1), micro_batch_size, micro_batch_tokens):
@@ -140,21 +155,27 @@ def score_batch(model, batch: Batch, *, micro_batch_size: int, temperature: floa
                 continue
             hidden = captured.pop()  # (b, t, H); position t-1 predicts token t
             r, c = mb.loss_mask[:, 1:].bool().nonzero(as_tuple=True)  # policy tokens 1..t-1 of (b, t-1)
+            c_h = c if resrl.hidden_position == "predicting" else c + 1  # the state that weighs each token
             rows = idx[r]  # batch row of every policy token
             mb_groups, tok_groups = batch.group_id[idx], batch.group_id[rows]
             for g in mb_groups.unique().tolist():
                 buf = buffers.setdefault(g, _GroupBuffer(int((batch.group_id == g).sum()), [], [], [], []))
                 sel = tok_groups == g
-                buf.h.append(hidden[r[sel], c[sel]])  # (n, H)
+                buf.h.append(hidden[r[sel], c_h[sel]])  # (n, H)
                 buf.where.append((rows[sel], c[sel] + 1))
                 buf.pos.append(pos_row[rows[sel]])
                 buf.neg.append(neg_row[rows[sel]])
                 buf.rows_left -= int((mb_groups == g).sum())
                 if buf.rows_left == 0:  # the whole group has been scored: weight it now
-                    w, s = resrl_group_weights(torch.cat(buf.h), torch.cat(buf.pos), torch.cat(buf.neg),
-                                               seed=group_seed[g], **resrl.kwargs())
+                    try:
+                        w, s = resrl_group_weights(torch.cat(buf.h), torch.cat(buf.pos), torch.cat(buf.neg),
+                                                   seed=group_seed[g], **resrl.kwargs())
+                    except FloatingPointError as e:
+                        raise FloatingPointError(f"ResRL weights of group {g}: {e}") from None
                     rows_, cols_ = torch.cat([a for a, _ in buf.where]), torch.cat([b for _, b in buf.where])
                     weight[rows_, cols_] = w.float().cpu()
-                    stats.append(s)
+                    if s.weighted:
+                        residual[rows_, cols_], in_span[rows_, cols_] = s.residual.float().cpu(), s.in_span.cpu()
+                    stats[g] = s
                     del buffers[g]
-    return logp_old, ref_logp, weight, stats
+    return Scores(logp_old, ref_logp, weight, stats, residual, in_span)

@@ -7,6 +7,7 @@ functions in ``advantages.py``, ``resrl.py`` and ``loss.py``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import random
@@ -31,6 +32,7 @@ from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
 from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
+from resrl_agents.trainers.inspection import write_inspection
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.resrl import GroupStats
 from resrl_agents.trainers.update import ppo_update
@@ -75,6 +77,9 @@ class RLRecipe:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         seed_everything(t.seed)
+        if cfg.algo.success not in ("won", "reward"):
+            raise ValueError(f"algo.success must be 'won' (the env's info['won']) or 'reward' (episode reward > 0), "
+                             f"got {cfg.algo.success!r}")
         self.device = pick_device(t.device)
         self.start_step = 0
         resume_from = ckpt.latest_checkpoint(t.output_dir) if t.resume else None
@@ -163,7 +168,7 @@ class RLRecipe:
 
     def _shaped_rewards(self, trajs: list[Trajectory]) -> torch.Tensor:
         a = self.cfg.algo
-        reward = torch.tensor([t.reward for t in trajs], dtype=torch.float)  # (N,)
+        reward = torch.tensor([t.reward for t in trajs], dtype=torch.float64)  # (N,)
         length = torch.tensor([t.response_length for t in trajs], dtype=torch.float)  # (N,)
         budget = self.cfg.rollout.max_new_tokens * self.max_turns
         if a.length_scale:
@@ -189,7 +194,7 @@ class RLRecipe:
                 raise RuntimeError(f"token drift {report.drift_rate:.3f} above rollout.drift_max_rate={cfg.rollout.drift_max_rate}")
         # 2-4. rewards, advantages, ResRL weights, update (all ranks update together, or none does)
         update = self.engine.all_sum([float(not trajs)])[0] == 0
-        metrics |= self.learn(trajs) if update else {}
+        metrics |= self.learn(trajs, step) if update else {}
 
         # 5. weight sync: a separate rollout engine (rollout.backend=vllm) or ZeRO-3's full rollout
         # copy of the policy gets the updated weights
@@ -204,26 +209,32 @@ class RLRecipe:
         episodes = [e for rank in self.engine.gather([episode_record(x) for x in seen]) for e in rank]
         return rollout_metrics(episodes) | merge_rank_metrics(self.engine.gather(metrics))
 
-    def learn(self, trajs: list[Trajectory]) -> dict[str, float]:
-        """Phases 2-4 of a step on whole groups of trajectories (benchmarks call this directly)."""
+    def learn(self, trajs: list[Trajectory], step: int | None = None) -> dict[str, float]:
+        """Phases 2-4 of a step on whole groups of trajectories (benchmarks call this directly).
+        ``step`` (0-based) decides whether this step's ResRL weights are kept for inspection."""
         cfg, a, t = self.cfg, self.cfg.algo, self.cfg.trainer
 
         # 2. reward shaping and group advantages (over whole groups, before any micro-batching)
-        reward = self._shaped_rewards(trajs)  # (N,)
+        reward = self._shaped_rewards(trajs)  # (N,) float64
         gid = torch.tensor([x.group_id for x in trajs])  # (N,)
-        seq_adv = group_advantages(reward, gid, estimator=a.estimator, norm_std=a.norm_std, lam=a.lam)  # (N,)
-        batch = collate(trajs, reward.tolist(), seq_adv.tolist(), history=cfg.rollout.history, pad_id=self.policy.pad_id)
+        success = torch.tensor([x.won if a.success == "won" else x.reward > 0 for x in trajs])  # (N,) who is positive
+        seq_adv = group_advantages(reward, gid, estimator=a.estimator, success=success, norm_std=a.norm_std, lam=a.lam)
+        batch = collate(trajs, reward.tolist(), seq_adv.tolist(), history=cfg.rollout.history, pad_id=self.policy.pad_id,
+                        success=success.tolist())
         metrics = {"reward/shaped_mean": float(reward.mean()), "reward/adv_abs_mean": float(seq_adv.abs().mean())}
 
         # 3. one no-grad pass: old log-probs, reference log-probs, ResRL weights per whole group
         tic = time.perf_counter()
         seeds = {g: hash((t.seed, g)) % (2**31) for g in gid.unique().tolist()}
-        batch.logp_old, ref_logp, batch.weight, stats = score_batch(
+        batch.logp_old, ref_logp, batch.weight, stats, residual, in_span = score_batch(
             self.engine.rollout_model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
             temperature=cfg.rollout.temperature, device=self.device, resrl=self.resrl, group_seed=seeds,
             ref_model=self.ref_model)
         batch.adv = batch.seq_adv[:, None] * batch.weight * batch.loss_mask  # (B, T)
         metrics |= resrl_metrics(stats, batch) if self.resrl else {}
+        if self.resrl and step is not None and t.inspect_every and step % t.inspect_every == 0 and self.rank == 0:
+            write_inspection(t.output_dir, step, trajs, batch, residual, in_span, stats, self.tokenizer,
+                             dataclasses.asdict(self.resrl))
         metrics["perf/score_s"] = time.perf_counter() - tic
 
         # 4. update: PPO epochs, mini-batches of whole groups, exact gradient accumulation
@@ -247,7 +258,10 @@ class RLRecipe:
         with Progress(*cols, disable=not t.progress or self.rank > 0, transient=False) as bar:
             task = bar.add_task("train", total=t.steps, completed=self.start_step, info="")
             for step in range(self.start_step, t.steps):
-                m = self.train_step(step)
+                try:
+                    m = self.train_step(step)
+                except FloatingPointError as e:  # non-finite hidden states or rewards: say where
+                    raise FloatingPointError(f"step {step + 1}: {e}") from None
                 if self.logger is not None:
                     self.logger.log(step + 1, m)
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
@@ -323,16 +337,17 @@ def merge_rank_metrics(per_rank: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def resrl_metrics(stats: list[GroupStats], batch) -> dict[str, float]:
+def resrl_metrics(stats: dict[int, GroupStats], batch) -> dict[str, float]:
     """resrl/*: mean negative-token weight, fraction of groups weighted, mean residual energy,
     mean effective rank, and fallbacks by reason."""
-    weighted = [s for s in stats if s.weighted]
-    neg_tok = (batch.seq_adv[:, None] < 0) & batch.loss_mask.bool()  # (B, T)
+    weighted = [s for s in stats.values() if s.weighted]
+    n_neg = sum(s.n_neg for s in weighted)
     out = {"resrl/frac_groups_weighted": len(weighted) / max(len(stats), 1),
-           "resrl/mean_neg_weight": float(batch.weight[neg_tok].mean()) if neg_tok.any() else float("nan"),
+           "resrl/mean_neg_weight": sum(s.mean_neg_weight * s.n_neg for s in weighted) / n_neg if n_neg else float("nan"),
            "resrl/mean_residual": float(np.mean([s.mean_residual for s in weighted])) if weighted else float("nan"),
            "resrl/effective_rank": float(np.mean([s.rank for s in weighted])) if weighted else 0.0,
-           "resrl/degenerate_groups": float(sum(s.degenerate for s in weighted))}
+           "resrl/degenerate_groups": float(sum(s.degenerate for s in weighted)),
+           "resrl/frac_in_span": sum(s.n_in_span for s in weighted) / n_neg if n_neg else float("nan")}
     for reason in ("no_pos", "no_neg", "few_pos_tokens"):
-        out[f"resrl/fallback_{reason}"] = float(sum(s.reason == reason for s in stats))
+        out[f"resrl/fallback_{reason}"] = float(sum(s.reason == reason for s in stats.values()))
     return out

@@ -45,7 +45,7 @@ def main() -> None:
     torch.set_num_threads(1)
     model, tok = load_policy(ModelConfig(name="tiny", cache_dir=cache))
     batch = _batch(tok, n_groups=4)  # 16 rows, groups 0..3
-    batch.logp_old, _, batch.weight, _ = score_batch(model, batch, micro_batch_size=16, temperature=1.0,
+    batch.logp_old, _, batch.weight, *_ = score_batch(model, batch, micro_batch_size=16, temperature=1.0,
                                                      device=torch.device("cpu"), resrl=None, group_seed={})
     batch.adv = batch.seq_adv[:, None] * batch.loss_mask
     report = {}

@@ -72,7 +72,7 @@ def test_bf16_update_on_cuda(tiny):
     gpu_model = copy.deepcopy(model).to(CUDA, torch.bfloat16)
     batch = _batch(tok)
     seeds = {0: 11, 1: 12, 2: 13}
-    batch.logp_old, _, batch.weight, _ = score_batch(gpu_model, batch, micro_batch_size=4, temperature=1.0, device=CUDA,
+    batch.logp_old, _, batch.weight, *_ = score_batch(gpu_model, batch, micro_batch_size=4, temperature=1.0, device=CUDA,
                                                      resrl=SETTINGS, group_seed=seeds)
     batch.adv = batch.seq_adv[:, None] * batch.weight.cpu() * batch.loss_mask
     batch.logp_old = batch.logp_old.cpu()

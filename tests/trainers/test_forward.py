@@ -14,8 +14,9 @@ from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_
 from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.update import ppo_update
 
-SETTINGS = ResRLSettings(rank=8, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
-                         niter=4, residual_norm="normalized", hidden_layer=-2, sign_from="advantage")
+SETTINGS = ResRLSettings(rank=8, rank_tol=1e-3, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2,
+                         q_hi=0.8, niter=4, residual_norm="normalized", gate="off_span", span_tol=1e-6, hidden_layer=-2,
+                         hidden_position="predicting")
 
 
 def _batch(tok, n_groups=3, G=4, T=24, seed=0) -> Batch:
@@ -28,7 +29,7 @@ def _batch(tok, n_groups=3, G=4, T=24, seed=0) -> Batch:
     seq_adv = torch.tensor([1.0, -1.0, -0.5, 0.5] * n_groups)
     return Batch(input_ids=ids * attn, attention_mask=attn, loss_mask=loss_mask, logp_sample=torch.zeros(B, T),
                  reward=(seq_adv > 0).float(), seq_adv=seq_adv, group_id=torch.arange(n_groups).repeat_interleave(G),
-                 response_len=loss_mask.sum(1).long())
+                 response_len=loss_mask.sum(1).long(), success=seq_adv > 0)
 
 
 def _score(model, batch, mb, seeds):
@@ -40,9 +41,10 @@ def test_weights_do_not_depend_on_micro_batch_size_or_group_order(tiny):
     model, tok = tiny
     batch = _batch(tok)
     seeds = {0: 11, 1: 12, 2: 13}
-    _, _, w1, s1 = _score(model, batch, 1, seeds)
-    _, _, w5, _ = _score(model, batch, 5, seeds)
-    _, _, w12, _ = _score(model, batch, 12, seeds)
+    sc = _score(model, batch, 1, seeds)
+    w1, s1 = sc.weight, sc.stats.values()
+    w5 = _score(model, batch, 5, seeds).weight
+    w12 = _score(model, batch, 12, seeds).weight
     torch.testing.assert_close(w1, w5, rtol=0, atol=1e-4)  # float32 noise of different padded shapes
     torch.testing.assert_close(w1, w12, rtol=0, atol=1e-4)  # float32 noise of different padded shapes
     assert all(s.weighted for s in s1)
@@ -52,7 +54,7 @@ def test_weights_do_not_depend_on_micro_batch_size_or_group_order(tiny):
     assert torch.all(w1[~batch.loss_mask.bool()] == 1.0)
     # reverse the order of the groups: rows move, each row's weights do not
     perm = torch.cat([torch.arange(8, 12), torch.arange(4, 8), torch.arange(0, 4)])
-    _, _, wp, _ = _score(model, batch.rows(perm), 3, seeds)
+    wp = _score(model, batch.rows(perm), 3, seeds).weight
     torch.testing.assert_close(wp, w1[perm], rtol=0, atol=1e-4)  # float32 noise of different padded shapes
 
 
@@ -95,7 +97,7 @@ def _update(model, batch, micro: int, tokens: int | None = None) -> dict[str, fl
 def test_micro_batch_size_does_not_change_the_update(tiny):
     model, tok = tiny
     batch = _batch(tok)  # 12 rows of 12..24 tokens, right-padded
-    batch.logp_old, _, batch.weight, _ = score_batch(model, batch, micro_batch_size=12, temperature=1.0,
+    batch.logp_old, _, batch.weight, *_ = score_batch(model, batch, micro_batch_size=12, temperature=1.0,
                                                      device=torch.device("cpu"), resrl=None, group_seed={})
     batch.adv = batch.seq_adv[:, None] * batch.loss_mask
     whole = copy.deepcopy(model)

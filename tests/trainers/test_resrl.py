@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from resrl_agents.trainers.resrl import GroupStats, resrl_group_weights, resrl_weights
+from resrl_agents.trainers.resrl import GroupStats, resrl_group_weights
 
 torch.set_num_threads(1)
 
@@ -84,8 +84,8 @@ def gapped_group(seed, *, M=40, n_neg=30, n_other=5, H=32, k=6, noise=1e-4):
 # ----------------------------------------------------------------------------- geometry
 
 
-def test_in_span_negatives_get_w_min_and_orthogonal_ones_get_1():
-    H, k, n = 48, 4, 20
+def _span_group(H=48, k=4, n=20):
+    """50 positives in a k-dim subspace (+1e-3 noise), then n negatives inside it, n orthogonal."""
     g = torch.Generator().manual_seed(0)
     Q = basis(H, 0)
     B, O = Q[:, :k], Q[:, k:]  # positive subspace, its orthogonal complement (mean-zero)
@@ -95,13 +95,29 @@ def test_in_span_negatives_get_w_min_and_orthogonal_ones_get_1():
     outside = torch.randn(n, H - 1 - k, generator=g, dtype=torch.float64) @ O.T
     h = torch.cat([X, inside, outside]).float()  # (90, H)
     pos = torch.arange(90) < 50
-    neg = ~pos
-    w, stats = resrl_group_weights(h, pos, neg, rank=k, seed=0)
+    return h, pos, ~pos
+
+
+def test_paper_gate_in_span_negatives_get_w_min_and_orthogonal_ones_get_1():
+    h, pos, neg = _span_group()
+    w, stats = resrl_group_weights(h, pos, neg, rank=4, gate="paper", seed=0)
     assert w.dtype == torch.float32
-    torch.testing.assert_close(w[50:70], torch.full((n,), 0.1), atol=2e-3, rtol=0)
-    torch.testing.assert_close(w[70:], torch.ones(n), atol=2e-3, rtol=0)
+    torch.testing.assert_close(w[50:70], torch.full((20,), 0.1), atol=2e-3, rtol=0)
+    torch.testing.assert_close(w[70:], torch.ones(20), atol=2e-3, rtol=0)
     assert torch.all(w[:50] == torch.tensor(0.1))  # positives: λ
-    assert stats.weighted and stats.rank == k and not stats.degenerate
+    assert stats.weighted and stats.rank == 4 and not stats.degenerate and stats.n_in_span == 0
+
+
+def test_off_span_gate_sets_in_span_negatives_to_w_min_and_gates_the_rest():
+    h, pos, neg = _span_group()
+    w, stats = resrl_group_weights(h, pos, neg, rank=4, seed=0)  # gate="off_span", the default
+    assert torch.all(w[50:70] == torch.tensor(0.1)) and stats.in_span[50:70].all()
+    assert not stats.in_span[70:].any() and stats.n_in_span == 20 and stats.n_neg == 40
+    # the 20 off-span negatives are gated among themselves: linear quantiles over 20 values put
+    # 4 at or below q20 (w_min) and 4 at or above q80 (1)
+    w_off = w[70:]
+    assert int(((w_off - 0.1).abs() < 1e-6).sum()) == 4 and int(((w_off - 1).abs() < 1e-6).sum()) == 4
+    assert torch.all(w[:50] == torch.tensor(0.1)) and not stats.degenerate
 
 
 def test_quantile_gating_on_random_data():
@@ -160,7 +176,7 @@ def test_float32_close_to_reference():
 
 def _assert_fallback(w, stats, reason):
     assert torch.all(w == 1), "fallback groups must not scale anything, positives included"
-    assert stats == GroupStats(False, reason, 0, stats.mean_residual, stats.mean_neg_weight)
+    assert stats == GroupStats(False, reason, 0, stats.mean_residual, stats.mean_neg_weight, n_neg=stats.n_neg)
     assert math.isnan(stats.mean_residual)
 
 
@@ -248,75 +264,3 @@ def test_independent_of_and_invisible_to_global_rng():
     assert (w1 - w_other).abs().max() > 1e-2
     assert torch.equal(w1, w2)  # ... yet only the group's seed decides it, not the global RNG
     assert torch.equal(after, expected)  # and the caller's RNG stream was not advanced
-
-
-# ----------------------------------------------------------------------------- many groups
-
-
-def four_groups():
-    """Groups 10, 3, 7, 42 (one a no_neg fallback), as (h, token_group, pos, neg) blocks."""
-    blocks = []
-    for j, gid in enumerate([10, 3, 7, 42]):
-        h, pos, neg = gapped_group(20 + j, M=30 + 5 * j, n_neg=20, noise=0.2)
-        if gid == 42:
-            neg = torch.zeros_like(neg)
-        blocks.append((h, torch.full((h.shape[0],), gid), pos, neg))
-    return blocks
-
-
-def cat(blocks):
-    return [torch.cat(parts) for parts in zip(*blocks)]
-
-
-SEEDS = {10: 1, 3: 2, 7: 3, 42: 4}
-KW = dict(rank=6, max_pos_tokens=32, group_seeds=SEEDS)  # groups of 35+ positives get sampled
-
-
-def test_resrl_weights_equals_per_group_calls():
-    blocks = four_groups()
-    w, stats = resrl_weights(*cat(blocks), **KW)
-    ids = [3, 7, 10, 42]  # stats in ascending group-id order
-    offsets = torch.cumsum(torch.tensor([0] + [b[0].shape[0] for b in blocks]), 0).tolist()
-    for j, (h, tg, pos, neg) in enumerate(blocks):
-        gid = int(tg[0])
-        w_g, s_g = resrl_group_weights(h, pos, neg, rank=6, max_pos_tokens=32, seed=SEEDS[gid])
-        assert torch.equal(w[offsets[j] : offsets[j + 1]], w_g)
-        s = stats[ids.index(gid)]
-        assert (s.reason, s.rank, s.weighted) == (s_g.reason, s_g.rank, s_g.weighted)
-        assert s == s_g or not s.weighted  # fallback stats hold nan, which never compares equal
-    assert [s.reason for s in stats] == ["", "", "", "no_neg"]
-
-
-def test_resrl_weights_invariant_to_group_order_and_interleaving():
-    blocks = four_groups()
-    w, stats = resrl_weights(*cat(blocks), **KW)
-    order = [2, 0, 3, 1]
-    w_perm, stats_perm = resrl_weights(*cat([blocks[i] for i in order]), **KW)
-    sizes = [b[0].shape[0] for b in blocks]
-    chunks = list(torch.split(w, sizes))
-    assert torch.equal(w_perm, torch.cat([chunks[i] for i in order]))
-    assert [s.rank for s in stats] == [s.rank for s in stats_perm]
-    # interleave the tokens of all groups, keeping each group's own token order: same weights
-    h, tg, pos, neg = cat(blocks)
-    slots = torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(0))
-    order = torch.empty_like(slots)  # new position -> old position
-    for gid in SEEDS:
-        idx = (tg == gid).nonzero().squeeze(1)  # the group's tokens, in their order
-        order[torch.sort(slots[idx]).values] = idx  # land on random slots, order kept
-    assert not torch.equal(tg[order], tg)
-    w_mix, _ = resrl_weights(h[order], tg[order], pos[order], neg[order], **KW)
-    assert torch.equal(w_mix, w[order])
-
-
-def test_resrl_weights_invariant_to_splitting_the_batch():
-    blocks = four_groups()
-    w, _ = resrl_weights(*cat(blocks), **KW)
-    w_a, _ = resrl_weights(*cat(blocks[:2]), **KW)
-    w_b, _ = resrl_weights(*cat(blocks[2:]), **KW)
-    assert torch.equal(w, torch.cat([w_a, w_b]))
-
-
-def test_resrl_weights_missing_seed():
-    h, tg, pos, neg = cat(four_groups())
-    with pytest.raises(KeyError, match="42"):
-        resrl_weights(h, tg, pos, neg, rank=6, group_seeds={10: 1, 3: 2, 7: 3})
