@@ -75,3 +75,17 @@ def test_sft_cli_learns_and_saves(tmp_path):
     loss = [r["loss/sft"] for r in read_metrics(tmp_path / "metrics.jsonl")]
     assert len(loss) == 40 and sum(loss[-5:]) / 5 < 0.5 * loss[0]
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_000040"]  # keep 1
+
+
+def test_resrl_keeps_inspected_steps(tmp_path):
+    out = train("env=math", "model=tiny", "algo=resrl", "trainer.steps=3", "trainer.inspect_every=2",
+                "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=8",
+                f"trainer.output_dir={tmp_path}", f"model.cache_dir={tmp_path / 'cache'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    kept = sorted(p.name for p in (tmp_path / "inspect").glob("step_*.json.gz"))
+    assert kept == ["step_000001.json.gz", "step_000003.json.gz"]  # steps 1, 3 of 1..3 (every 2nd from the first)
+    view = subprocess.run([sys.executable, "-m", "resrl_agents.inspect", str(tmp_path), "--all"], capture_output=True,
+                          text=True, timeout=120)
+    assert view.returncode == 0 and "step 3" in view.stdout and "group " in view.stdout, view.stderr
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert all("resrl/frac_in_span" in r and "resrl/degenerate_groups" in r for r in rows)

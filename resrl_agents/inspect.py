@@ -1,0 +1,42 @@
+"""``python -m resrl_agents.inspect RUN_DIR [--step N]``: what ResRL did at a kept step.
+
+Prints every group's responses with tokens coloured by weight, and writes ``resrl_step_<N>.html``
+and ``resrl_step_<N>_hist.png`` next to the kept step (or into ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from resrl_agents.eval.resrl_view import histogram_png, load_step, render_html, render_terminal
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m resrl_agents.inspect", description=__doc__.splitlines()[0])
+    ap.add_argument("run_dir", help="a run's output_dir (trained with trainer.inspect_every=N)")
+    ap.add_argument("--step", type=int, default=None, help="1-based step (default: the newest kept)")
+    ap.add_argument("--group", type=int, action="append", help="only these group ids in the terminal (repeatable)")
+    ap.add_argument("--all", action="store_true", help="also the groups that were not weighted")
+    ap.add_argument("--out", default=None, help="folder for the HTML and PNG (default: RUN_DIR/inspect)")
+    args = ap.parse_args(argv)
+    try:
+        record = load_step(args.run_dir, args.step)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    render_terminal(record, Console(), groups=args.group, show_all=args.all)
+    out = Path(args.out or Path(args.run_dir) / "inspect")
+    out.mkdir(parents=True, exist_ok=True)
+    page = out / f"resrl_step_{record['step']:06d}.html"
+    page.write_text(render_html(record), encoding="utf-8")
+    png = histogram_png(record, out / f"resrl_step_{record['step']:06d}_hist.png")
+    print(f"wrote {page}\nwrote {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
