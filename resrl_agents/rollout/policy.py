@@ -112,7 +112,7 @@ class HFPolicy:
         return cache, mask, logits.float()  # (D, V)
 
     def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
-                on_step: OnStep | None) -> list[Generation]:
+                on_step: OnStep | None = None) -> list[Generation]:
         version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
         if self.store.version != version:
             self.store.clear()  # caches from other weights are never reused
@@ -160,7 +160,7 @@ class HFPolicy:
         return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos) for g, lp in zip(ids, logps)]
 
     def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
-                     on_step: OnStep | None) -> list[Generation]:
+                     on_step: OnStep | None = None) -> list[Generation]:
         """``model.generate`` on left-padded prompts, for caches the own decode loop cannot cut;
         ``on_step`` is replayed from the returned raw logits once it is done."""
         width = max(len(p) for p in prompts)
