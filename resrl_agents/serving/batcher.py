@@ -38,6 +38,8 @@ class Overloaded(RuntimeError):
 class SteppingPolicy(Protocol):
     """A policy that reports its decoding steps (``HFPolicy``)."""
 
+    eos_ids: list[int]
+
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                  on_step: OnStep | None = None) -> list[Generation]: ...
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from resrl_agents.serving.batcher import TokenLogprob
-from resrl_agents.tools.parsers import Format, ParseResult, parse_tool_calls
+from resrl_agents.tools.parsers import Format, ParseResult, ToolCall, parse_tool_calls
 from resrl_agents.tools.registry import ToolRegistry
 
 
@@ -36,6 +36,12 @@ def apply_stop(text: str, stops: Sequence[str]) -> tuple[str, bool]:
     """Cut ``text`` before the first stop string (OpenAI leaves the stop string out)."""
     cuts = [i for i in (text.find(s) for s in stops) if i >= 0]
     return (text[: min(cuts)], True) if cuts else (text, False)
+
+
+def openai_call(c: ToolCall) -> dict[str, Any]:
+    """A parsed call as an entry of OpenAI's ``tool_calls`` (arguments as a JSON string)."""
+    return {"id": c.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
 
 
 def valid_calls(parsed: ParseResult, registry: ToolRegistry, tool_choice: Any) -> bool:
@@ -56,9 +62,7 @@ def build_choice(index: int, text: str, *, stopped: bool, completion_tokens: int
     if registry is not None and len(registry) and tool_choice != "none":
         parsed = parse_tool_calls(text, fmt)
         if valid_calls(parsed, registry, tool_choice):
-            calls = [{"id": c.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-                      "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
-                     for c in parsed.calls]
+            calls = [openai_call(c) for c in parsed.calls]
             message = {"role": "assistant", "content": parsed.content or None, "tool_calls": calls}
             return Choice(index, message, "tool_calls", completion_tokens)
     return Choice(index, {"role": "assistant", "content": text}, finish, completion_tokens)

@@ -16,12 +16,10 @@ its message is sent when generation ends, read like the plain response.
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any, Callable, Sequence
 
-from resrl_agents.serving.responses import apply_stop, build_choice, valid_calls
-from resrl_agents.tools.parsers import Format, ToolCall, parse_tool_calls
+from resrl_agents.serving.responses import apply_stop, build_choice, openai_call, valid_calls
+from resrl_agents.tools.parsers import Format, parse_tool_calls
 from resrl_agents.tools.registry import ToolRegistry
 
 MARKERS: dict[str, tuple[str, str]] = {"hermes": ("<tool_call>", "</tool_call>")}  # format -> (open, close)
@@ -39,12 +37,12 @@ def held_tail(text: str, words: Sequence[str]) -> int:
     return best
 
 
-def call_deltas(k: int, call: ToolCall) -> list[dict[str, Any]]:
-    """OpenAI streaming deltas of tool call number ``k``: id, type and name with empty arguments,
-    then the arguments' JSON in fragments."""
-    args = json.dumps(call.arguments, ensure_ascii=False)
-    head = {"index": k, "id": call.id or f"call_{uuid.uuid4().hex[:24]}", "type": "function",
-            "function": {"name": call.name, "arguments": ""}}
+def call_deltas(k: int, call: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenAI streaming deltas of tool call number ``k`` (a message's ``tool_calls`` entry): id,
+    type and name with empty arguments, then the arguments' JSON in fragments."""
+    args = call["function"]["arguments"]
+    head = {"index": k, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"],
+                                                                          "arguments": ""}}
     pieces = [args[i:i + ARG_PIECE_CHARS] for i in range(0, len(args), ARG_PIECE_CHARS)]
     return [{"tool_calls": [head]}] + [{"tool_calls": [{"index": k, "function": {"arguments": p}}]} for p in pieces]
 
@@ -63,6 +61,7 @@ class ChoiceStream:
         self.ids: list[int] = []
         self.sent = 0  # characters of the text already turned into deltas
         self.calls = 0  # tool calls sent
+        self.space = ""  # whitespace held back after content (tools only)
         self.finish_reason: str | None = None
 
     @property
@@ -95,10 +94,12 @@ class ChoiceStream:
             calls = choice.message.get("tool_calls") or []
             out = [{"content": choice.message["content"]}] if choice.message["content"] else []
             for k, c in enumerate(calls):
-                out += call_deltas(k, ToolCall(c["function"]["name"], json.loads(c["function"]["arguments"]), c["id"]))
+                out += call_deltas(k, c)
             self.calls, self.sent = len(calls), len(text)
         else:
             out = self._advance(text, len(text), final=True)
+            if self.space and not self.calls:  # no call followed: the whitespace is content
+                out.append({"content": self.space})
         self.finish_reason = "tool_calls" if self.calls else reason
         return out
 
@@ -125,19 +126,22 @@ class ChoiceStream:
         return out
 
     def _content(self, piece: str) -> list[dict[str, Any]]:
-        """A content delta; with tools, whitespace between or after calls is dropped (as the plain
-        response strips it)."""
-        if self.calls and not piece.strip():
-            return []
+        """A content delta. With tools, trailing whitespace waits for more text: the plain
+        response strips it when a call follows (and drops the whitespace between calls)."""
+        if self.tools:
+            piece = self.space + piece
+            body = piece.rstrip()
+            piece, self.space = body, piece[len(body):]
         return [{"content": piece}] if piece else []
 
     def _block(self, block: str) -> list[dict[str, Any]]:
         """One complete (or, at the end, unclosed) tool-call block."""
         parsed = parse_tool_calls(block, self.fmt)
         if not valid_calls(parsed, self.registry, self.tool_choice):
-            return [{"content": block}]
+            return self._content(block)
+        self.space = ""  # the plain response strips the whitespace before a call
         out = []
         for c in parsed.calls:
-            out += call_deltas(self.calls, c)
+            out += call_deltas(self.calls, openai_call(c))
             self.calls += 1
         return out

@@ -111,7 +111,7 @@ def test_streamed_tool_call_is_sent_once_closed_and_rebuilds_the_plain_call(tiny
     stream = ChoiceStream(r.assistant_content, registry=registry(), tool_choice="auto")
     out = _feed(stream, ids)
     content = "".join(d.get("content") or "" for _, d in out)
-    assert content.strip() == "Checking." and "<tool" not in content
+    assert content == "Checking."  # the newline before the call is dropped, as in the plain message
     calls = [(k, d["tool_calls"][0]) for k, d in out if "tool_calls" in d]
     closing = len(r.encode(text[:text.rfind("</tool_call>")])) + 1  # first token that can close the tag
     assert calls[0][0] >= closing - 1  # nothing of the call went out before its block closed
@@ -127,9 +127,26 @@ def test_streamed_tool_call_is_sent_once_closed_and_rebuilds_the_plain_call(tiny
 
 def test_streamed_invalid_call_comes_back_as_text(tiny):
     r = ChatRenderer(tiny[1])
-    text = render_tool_calls([ToolCall("book_flight", {"to": "Oslo"})], "hermes")  # not in the tools
+    text = "See:\n" + render_tool_calls([ToolCall("book_flight", {"to": "Oslo"})], "hermes") + "\n"  # unknown tool
     out = _feed(ChoiceStream(r.assistant_content, registry=registry(), tool_choice="auto"), r.encode(text))
     assert "".join(d["content"] for _, d in out) == text and not any("tool_calls" in d for _, d in out)
+
+
+@pytest.mark.parametrize("fmt, text", [
+    ("json", '[{"name": "get_time", "arguments": {}}]'),
+    ("pythonic", '[get_weather(city="Oslo")]'),
+])
+def test_formats_without_a_marker_send_the_message_at_the_end(tiny, fmt, text):
+    r = ChatRenderer(tiny[1])
+    ids = r.encode(text)
+    stream = ChoiceStream(r.assistant_content, registry=registry(), tool_choice="auto", fmt=fmt)
+    assert all(stream.push(t) == [] for t in ids)  # it may be a call from its first character
+    out = stream.close(stopped=True)
+    plain = build_choice(0, text, stopped=True, completion_tokens=len(ids), registry=registry(), fmt=fmt)
+    [call] = plain.message["tool_calls"]
+    assert out[0]["tool_calls"][0]["function"]["name"] == call["function"]["name"]
+    args = "".join(d["tool_calls"][0]["function"]["arguments"] for d in out)
+    assert json.loads(args) == json.loads(call["function"]["arguments"]) and stream.finish_reason == "tool_calls"
 
 
 def _body(**over) -> bytes:

@@ -8,6 +8,7 @@ import copy
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
@@ -28,7 +29,7 @@ ASK = [{"role": "user", "content": "Weather in Paris?"}]
 
 def _serve(model, tok, **cfg):
     app = create_app(HFPolicy(model, tok), tok, name="tiny", context_len=4096,
-                     cfg=ServeConfig(max_batch_size=8, max_wait_ms=5.0, max_n=4, **cfg))
+                     cfg=ServeConfig(max_batch_size=8, max_wait_ms=50.0, max_n=4, **cfg))
     return app, BackgroundServer(app)
 
 
@@ -79,6 +80,22 @@ def test_chunks_arrive_while_the_batch_is_still_decoding(server):
     assert during and len(arrivals) > 1
     assert arrivals[0] < total / 2 and arrivals[-1] - arrivals[0] > total / 4  # spread over the generation
     assert text == plain.choices[0].message.content and finish == plain.choices[0].finish_reason
+
+
+def test_concurrent_streams_share_batches(server):
+    client, app = server
+    questions = [[{"role": "user", "content": f"What is {i} + {i}?"}] for i in range(6)]
+    plain = [client.chat.completions.create(model="tiny", messages=q, max_tokens=20, temperature=0)
+             .choices[0].message.content for q in questions]
+    before = app.state.batcher.stats.batches
+
+    def stream(q):
+        chunks = client.chat.completions.create(model="tiny", messages=q, max_tokens=20, temperature=0, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    with ThreadPoolExecutor(6) as pool:
+        streamed = list(pool.map(stream, questions))
+    assert streamed == plain and app.state.batcher.stats.batches - before < 6  # batched, each stream its own
 
 
 def _rescore(model, prompt: list[int], gen: list[int]) -> list[float]:
@@ -193,7 +210,7 @@ def test_streamed_tool_call_rebuilds_the_plain_call(tool_server):
     assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
     chunks = list(tool_server.chat.completions.create(**kw, stream=True))
     content, calls, finish = _rebuild(chunks)
-    assert content.strip() == plain.choices[0].message.content == "Let me check."
+    assert content == plain.choices[0].message.content == "Let me check."
     assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [("get_weather", {"city": "Paris"})]
     assert calls[0]["id"].startswith("call_") and finish == "tool_calls" == plain.choices[0].finish_reason
     pieces = [t for c in chunks if c.choices for t in c.choices[0].delta.tool_calls or []]
