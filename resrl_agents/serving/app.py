@@ -160,16 +160,17 @@ def budget(prompt_len: int, requested: int | None, srv: Served, where: str) -> i
     ``serve.max_tokens_default`` capped by the room the prompt leaves. 400 when the prompt leaves
     no room, or when prompt + max_tokens exceed the context."""
     room = srv.context_len - prompt_len
+    prompt = "prompt" if where == "prompt" else "prompt (the rendered messages)"
     if room < 1:
-        raise APIError(400, f"The {where} use {prompt_len} tokens and this model's maximum context length is "
+        raise APIError(400, f"The {prompt} is {prompt_len} tokens long and this model's maximum context length is "
                        f"{srv.context_len} tokens, which leaves no room for a completion: shorten the {where}.",
                        param=where, code="context_length_exceeded")
     if requested is None:
         return min(srv.cfg.max_tokens_default, room)
     if requested > room:
-        raise APIError(400, f"This model's maximum context length is {srv.context_len} tokens; the {where} use "
-                       f"{prompt_len} and max_tokens is {requested} ({prompt_len + requested} in all): set "
-                       f"max_tokens to at most {room} or shorten the {where}.",
+        raise APIError(400, f"This model's maximum context length is {srv.context_len} tokens; the {prompt} is "
+                       f"{prompt_len} tokens long and max_tokens is {requested} ({prompt_len + requested} in all): "
+                       f"set max_tokens to at most {room} or shorten the {where}.",
                        param="max_tokens", code="context_length_exceeded")
     return requested
 

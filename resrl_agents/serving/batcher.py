@@ -202,6 +202,7 @@ class Batcher:
 def _dispatch(rows: list[tuple[_Request, int]], tok: torch.Tensor, logits: torch.Tensor) -> None:
     """One decoding step, handed to its requests: ``rows[j]`` owns batch row j, ``tok`` (b,) and
     ``logits`` (b, V) as the policy sampled them. Rows past their request's budget are skipped."""
+    toks = tok.tolist()  # one device sync per step
     live = [j for j, (r, k) in enumerate(rows) if r.counts[k] < r.max_new_tokens]
     want = [j for j in live if rows[j][0].top_logprobs is not None]
     lps: dict[int, TokenLogprob] = {}
@@ -214,14 +215,14 @@ def _dispatch(rows: list[tuple[_Request, int]], tok: torch.Tensor, logits: torch
         top_lp, top_id = top_lp.tolist(), top_id.tolist()
         for w, j in enumerate(want):
             k = rows[j][0].top_logprobs
-            lps[j] = TokenLogprob(int(tok[j]), tok_lp[w], tuple(zip(top_id[w][:k], top_lp[w][:k])))
+            lps[j] = TokenLogprob(toks[j], tok_lp[w], tuple(zip(top_id[w][:k], top_lp[w][:k])))
     events: dict[int, tuple[_Request, list[StepOut]]] = {}
     for j in live:
         r, k = rows[j]
         r.counts[k] += 1
         if j in lps:
             r.logprobs[k].append(lps[j])
-        events.setdefault(id(r), (r, []))[1].append(StepOut(k, int(tok[j]), lps.get(j)))
+        events.setdefault(id(r), (r, []))[1].append(StepOut(k, toks[j], lps.get(j)))
     for r, outs in events.values():
         if r.on_step is not None:
             try:
