@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
@@ -40,7 +40,7 @@ from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.serving.batcher import Batcher, Overloaded, Sample, SteppingPolicy
 from resrl_agents.serving.protocol import (APIError, ChatRequest, CompletionRequest, NamedToolChoice,
                                            parse_completion_request, parse_request)
-from resrl_agents.serving.responses import (Choice, TokenTexts, apply_stop, build_choice, completion_body,
+from resrl_agents.serving.responses import (TokenTexts, apply_stop, build_choice, completion_body,
                                             reported_tokens, sse, usage)
 from resrl_agents.serving.stream import ChoiceStream
 from resrl_agents.tools.registry import ToolRegistry
@@ -263,6 +263,7 @@ class Shape:
     model: str
     texts: TokenTexts
     logprobs: bool
+    offsets: dict[int, int] = field(default_factory=dict)  # completions: characters of each choice's tokens so far
 
     def event(self, choices: list[dict], **extra: Any) -> str:
         return sse({"id": self.rid, "object": self.object, "created": self.created, "model": self.model,
@@ -273,8 +274,11 @@ class Shape:
         return {"index": i, "delta": delta or {}, "logprobs": logprobs, "finish_reason": finish}
 
     def text_piece(self, i: int, delta: dict | None, lps: list, finish: str | None) -> dict:
-        return {"index": i, "text": (delta or {}).get("content") or "",
-                "logprobs": self.texts.legacy(lps) if self.logprobs else None, "finish_reason": finish}
+        logprobs = None
+        if self.logprobs:
+            logprobs = self.texts.legacy(lps, start=self.offsets.get(i, 0))
+            self.offsets[i] = self.offsets.get(i, 0) + sum(len(t) for t in logprobs["tokens"])
+        return {"index": i, "text": (delta or {}).get("content") or "", "logprobs": logprobs, "finish_reason": finish}
 
 
 def streaming(srv: Served, rows: list[list[int]], max_new: int, req: ChatRequest | CompletionRequest,

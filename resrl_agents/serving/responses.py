@@ -128,11 +128,12 @@ class TokenTexts:
             out.append({"token": text, "logprob": e.logprob, "bytes": raw, "top_logprobs": top})
         return out
 
-    def legacy(self, entries: Sequence[TokenLogprob]) -> dict[str, list]:
+    def legacy(self, entries: Sequence[TokenLogprob], start: int = 0) -> dict[str, list]:
         """``/v1/completions`` log-probs: tokens, token_logprobs, top_logprobs (token -> logprob)
-        and text_offset (character offset of each token in the completion text)."""
+        and text_offset (character offset of each token in the completion text; the first of
+        these ``entries`` is at ``start``)."""
         tokens = [self.piece(e.token)[0] for e in entries]
-        offsets = [0]
+        offsets = [start]
         for t in tokens[:-1]:
             offsets.append(offsets[-1] + len(t))
         return {"tokens": tokens, "token_logprobs": [e.logprob for e in entries],

@@ -145,9 +145,14 @@ def test_completions_text_and_token_prompts(tiny, server):
     assert all(abs(a - b) < 1e-4 for a, b in zip(lp.token_logprobs, _rescore(model, ids, list(gen.ids))))
     by_ids = client.completions.create(model="tiny", prompt=ids, max_tokens=12, temperature=0)
     assert by_ids.choices[0].text == expected
-    chunks = list(client.completions.create(model="tiny", prompt=prompt, max_tokens=12, temperature=0, stream=True))
+    chunks = list(client.completions.create(model="tiny", prompt=prompt, max_tokens=12, temperature=0, stream=True,
+                                            logprobs=2))
     assert "".join(c.choices[0].text for c in chunks if c.choices) == expected
     assert sum(bool(c.choices and c.choices[0].text) for c in chunks) > 1
+    streamed = {key: [x for c in chunks if c.choices and c.choices[0].logprobs
+                      for x in getattr(c.choices[0].logprobs, key)] for key in ("tokens", "text_offset", "token_logprobs")}
+    assert streamed["tokens"] == lp.tokens and streamed["text_offset"] == lp.text_offset  # pieces join to the plain
+    assert streamed["token_logprobs"] == pytest.approx(lp.token_logprobs, abs=1e-5)
     stop = expected[len(expected) // 2:len(expected) // 2 + 2]
     cut = client.completions.create(model="tiny", prompt=prompt, max_tokens=12, temperature=0, stop=[stop])
     assert cut.choices[0].text == expected[:expected.find(stop)] and cut.choices[0].finish_reason == "stop"
