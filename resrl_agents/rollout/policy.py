@@ -7,7 +7,7 @@ log-probs. Backends differ only here; the agent loop is the same for all of them
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 from transformers import DynamicCache
@@ -39,6 +39,11 @@ class Policy(Protocol):
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]: ...
 
 
+# Called once per decoding step with the prompt index of each live row, the token each sampled
+# ``(b,)`` and the model's raw next-token logits it was sampled from ``(b, V)``.
+OnStep = Callable[[list[int], torch.Tensor, torch.Tensor], None]
+
+
 class HFPolicy:
     """Batched sampling from a Hugging Face causal LM with per-episode KV caches.
 
@@ -61,7 +66,10 @@ class HFPolicy:
         self.num_layers = len(layers)
 
     @torch.no_grad()
-    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
+    def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                 on_step: OnStep | None = None) -> list[Generation]:
+        """Sample a continuation of every prompt; ``on_step`` sees each step's tokens as they are
+        sampled (the server streams them), after the whole call on the ``model.generate`` path."""
         if not prompts:
             return []
         was_training = self.model.training
@@ -69,8 +77,8 @@ class HFPolicy:
         try:
             if self.own_decode:
                 with decode_attention(self.model):
-                    return self._decode(prompts, params)
-            return self._hf_generate(prompts, params)
+                    return self._decode(prompts, params, on_step)
+            return self._hf_generate(prompts, params, on_step)
         finally:
             self.model.train(was_training)
 
@@ -103,7 +111,8 @@ class HFPolicy:
         logits = self.model.get_output_embeddings()(hidden[torch.arange(len(prompts), device=self.device), last])
         return cache, mask, logits.float()  # (D, V)
 
-    def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
+    def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                on_step: OnStep | None = None) -> list[Generation]:
         version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
         if self.store.version != version:
             self.store.clear()  # caches from other weights are never reused
@@ -123,6 +132,8 @@ class HFPolicy:
         saved: list[RowCache] = []
         for step in range(params.max_new_tokens):
             tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
+            if on_step is not None:
+                on_step(alive, tok, logits)
             keep = []
             for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
                 ids[i].append(t)
@@ -148,8 +159,10 @@ class HFPolicy:
             self.store.replace(saved, version)
         return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos) for g, lp in zip(ids, logps)]
 
-    def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
-        """``model.generate`` on left-padded prompts, for caches the own decode loop cannot cut."""
+    def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
+                     on_step: OnStep | None = None) -> list[Generation]:
+        """``model.generate`` on left-padded prompts, for caches the own decode loop cannot cut;
+        ``on_step`` is replayed from the returned raw logits once it is done."""
         width = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -162,12 +175,19 @@ class HFPolicy:
             input_ids=ids.to(self.device), attention_mask=attn.to(self.device),
             max_new_tokens=params.max_new_tokens, do_sample=not greedy,
             temperature=None if greedy else params.temperature, top_p=None if greedy else params.top_p, top_k=None,
-            eos_token_id=self.eos_ids, pad_token_id=self.pad_id, output_scores=True, return_dict_in_generate=True,
+            eos_token_id=self.eos_ids, pad_token_id=self.pad_id, output_scores=True,
+            output_logits=on_step is not None, return_dict_in_generate=True,
         )
         new = out.sequences[:, width:]  # (B, S)
         scores = torch.stack(out.scores, dim=1).float()  # (B, S, V) processed logits
         logp = torch.log_softmax(scores, dim=-1).gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B, S)
-        return [self._trim(new[i].tolist(), logp[i].tolist()) for i in range(len(prompts))]
+        gens = [self._trim(new[i].tolist(), logp[i].tolist()) for i in range(len(prompts))]
+        if on_step is not None:
+            for s, logits in enumerate(out.logits):  # (B, V) raw logits of step s
+                alive = [i for i, g in enumerate(gens) if len(g.ids) > s]
+                if alive:
+                    on_step(alive, new[alive, s], logits[alive].float())
+        return gens
 
     def _trim(self, ids: list[int], logp: list[float]) -> Generation:
         for j, tok in enumerate(ids):

@@ -1,4 +1,5 @@
-"""The OpenAI chat-completions request schema the server accepts, and OpenAI-style errors.
+"""The OpenAI request schemas the server accepts (chat completions and legacy completions), and
+OpenAI-style errors.
 
 Requests are validated here (pydantic) and every problem becomes an :class:`APIError` whose body
 is OpenAI's ``{"error": {"message", "type", "param", "code"}}``. Tool schemas are checked with the
@@ -78,21 +79,18 @@ class StreamOptions(_Model):
     include_usage: bool = False
 
 
-class ChatRequest(_Model):
+class _Sampling(_Model):
+    """Fields shared by both endpoints."""
+
     model: str
-    messages: list[Message] = Field(min_length=1)
-    tools: Optional[list[dict[str, Any]]] = None
-    tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: Optional[int] = Field(None, ge=1)
-    max_completion_tokens: Optional[int] = Field(None, ge=1)
     n: int = Field(1, ge=1)
     stop: Union[str, list[str], None] = None
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     seed: Optional[int] = Field(None, ge=0, lt=2**63)
-    logprobs: Optional[bool] = None
 
     @field_validator("stop")
     @classmethod
@@ -104,6 +102,25 @@ class ChatRequest(_Model):
 
     def stops(self) -> list[str]:
         return list(self.stop or [])
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatRequest(_Sampling):
+    messages: list[Message] = Field(min_length=1)
+    tools: Optional[list[dict[str, Any]]] = None
+    tool_choice: Union[Literal["none", "auto", "required"], NamedToolChoice, None] = None
+    max_completion_tokens: Optional[int] = Field(None, ge=1)
+    logprobs: Optional[bool] = None
+    top_logprobs: Optional[int] = Field(None, ge=0, le=20)
+
+    def budget(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def top_k(self) -> int | None:
+        """None without log-probs, else how many alternatives each token lists."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
     def template_messages(self) -> list[dict[str, Any]]:
         """Messages as the chat template reads them (developer -> system, content as text)."""
@@ -120,8 +137,29 @@ class ChatRequest(_Model):
         return out
 
 
-def parse_request(body: bytes, *, max_n: int) -> ChatRequest:
-    """Bytes -> a validated request, or an :class:`APIError` (400) naming the bad field."""
+class CompletionRequest(_Sampling):
+    """``/v1/completions``: a text prompt or token ids (or a list of either: one prompt each)."""
+
+    prompt: Union[str, list[str], list[int], list[list[int]]]
+    max_tokens: Optional[int] = Field(16, ge=1)
+    logprobs: Optional[int] = Field(None, ge=0, le=5)
+    echo: bool = False
+
+    def prompts(self) -> list[str | list[int]]:
+        p = self.prompt
+        if isinstance(p, str) or (p and isinstance(p[0], int)):
+            return [p]
+        return list(p)
+
+    def budget(self) -> int | None:
+        return self.max_tokens
+
+    def top_k(self) -> int | None:
+        return self.logprobs
+
+
+def _validated(body: bytes, schema: type[_Sampling], max_n: int):
+    """Bytes -> a validated ``schema``, or an :class:`APIError` (400) naming the bad field."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -129,15 +167,31 @@ def parse_request(body: bytes, *, max_n: int) -> ChatRequest:
     if not isinstance(data, dict):
         raise APIError(400, "request body must be a JSON object")
     try:
-        req = ChatRequest.model_validate(data)
+        req = schema.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
         raise APIError(400, f"{param}: {err['msg']}" if param else err["msg"], param=param) from None
     if req.n > max_n:
-        raise APIError(400, f"n must be at most {max_n}, got {req.n}", param="n")
-    if req.logprobs:
-        raise APIError(400, "logprobs are not supported by this server", param="logprobs")
+        raise APIError(400, f"n must be at most {max_n} on this server (serve.max_n), got {req.n}", param="n")
+    return req
+
+
+def parse_completion_request(body: bytes, *, max_n: int) -> CompletionRequest:
+    """A validated ``/v1/completions`` request, or a 400 naming the field."""
+    req = _validated(body, CompletionRequest, max_n)
+    if req.echo:
+        raise APIError(400, "echo is not supported by this server; leave it false", param="echo")
+    if not req.prompts() or any(len(p) == 0 for p in req.prompts()):
+        raise APIError(400, "prompt must not be empty", param="prompt")
+    return req
+
+
+def parse_request(body: bytes, *, max_n: int) -> ChatRequest:
+    """A validated chat request, or an :class:`APIError` (400) naming the bad field."""
+    req = _validated(body, ChatRequest, max_n)
+    if req.top_logprobs is not None and not req.logprobs:
+        raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
     for i, t in enumerate(req.tools or []):
         try:
             validate_tool_schema(t, where=f"tools[{i}]")

@@ -123,6 +123,27 @@ def test_own_decode_matches_hf_generate_greedy(tiny):
         assert x.logp == pytest.approx(y.logp, abs=1e-4)
 
 
+def test_on_step_reports_every_token_with_its_raw_logits_on_both_paths(tiny):
+    model, tok = tiny
+    policy = HFPolicy(model, tok)
+    prompts = _prompts(3, seed=2)
+
+    def record(run):
+        steps: dict[int, list[tuple[int, torch.Tensor]]] = {i: [] for i in range(len(prompts))}
+
+        def on_step(alive, toks, logits):
+            for i, t, row in zip(alive, toks.tolist(), logits):
+                steps[i].append((t, row.clone()))
+
+        return run(prompts, SamplingParams(10, 0.0), on_step), steps
+
+    for gens, steps in (record(policy.generate), record(policy._hf_generate)):
+        for i, g in enumerate(gens):
+            assert [t for t, _ in steps[i]] == list(g.ids)  # each row's tokens, in order, nothing after EOS
+            logp = [torch.log_softmax(row, -1)[t].item() for t, row in steps[i]]
+            assert logp == pytest.approx(list(g.logp), abs=1e-4)  # greedy: logp under the raw logits
+
+
 @pytest.mark.parametrize("q_len", [1, 5])
 def test_grouped_attention_matches_repeated_heads(q_len):
     """Decode (one query) and prefill (a causal tail over a left-padded cache), vs each head alone."""

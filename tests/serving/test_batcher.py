@@ -72,3 +72,33 @@ def test_full_queue_is_refused_and_closed_batcher_refuses(tiny):
     batcher.close()
     with pytest.raises(RuntimeError):
         batcher.submit([[1, 2]], max_new_tokens=1, temperature=0.0, top_p=1.0, seed=None)
+
+
+def test_steps_reach_each_request_before_it_resolves_with_its_logprobs(tiny):
+    model, tok = tiny
+    prompts = _prompts(tok, 2)
+    batcher = Batcher(HFPolicy(model, tok), max_batch_size=3, max_wait_s=5.0)
+    seen: dict[str, list] = {"a": [], "b": []}
+
+    def listener(key, future_box):
+        def on_step(outs):
+            assert future_box[0] is None or not future_box[0].done()  # steps come while the batch decodes
+            seen[key].extend(outs)
+        return on_step
+
+    box_a, box_b = [None], [None]
+    try:
+        box_a[0] = batcher.submit([prompts[0]] * 2, max_new_tokens=9, temperature=1.0, top_p=1.0, seed=3,
+                                  top_logprobs=2, on_step=listener("a", box_a))
+        box_b[0] = batcher.submit([prompts[1]], max_new_tokens=4, temperature=1.0, top_p=1.0, seed=3,
+                                  on_step=listener("b", box_b))
+        a, b = box_a[0].result(60), box_b[0].result(60)
+    finally:
+        batcher.close()
+    assert batcher.stats.batches == 1  # same sampling key: one generate call for both
+    for k, s in enumerate(a):
+        assert [o.token for o in seen["a"] if o.row == k] == list(s.ids)
+        assert [o.logprob for o in seen["a"] if o.row == k] == list(s.logprobs)
+        assert all(len(lp.top) == 2 and lp.top[0][1] >= lp.logprob for lp in s.logprobs)
+    assert [o.token for o in seen["b"]] == list(b[0].ids) and len(b[0].ids) <= 4  # nothing past its budget
+    assert b[0].logprobs is None and all(o.logprob is None for o in seen["b"])

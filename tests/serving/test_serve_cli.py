@@ -50,7 +50,8 @@ def _free_port() -> int:
 def test_serve_entry_point(tiny_cfg):
     port = _free_port()
     cmd = [sys.executable, "-m", "resrl_agents.serve", f"serve.port={port}", "serve.device=cpu", "serve.num_threads=1",
-           f"model.cache_dir={tiny_cfg.cache_dir}", "serve.log_level=warning", "--api-key", "cli-key"]
+           f"model.cache_dir={tiny_cfg.cache_dir}", "serve.log_level=warning", "serve.model_name=my-tiny",
+           "--api-key", "cli-key"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={k: v for k, v in os.environ.items() if k != "RESRL_API_KEY"}
                             | {"OMP_NUM_THREADS": "1"})
@@ -66,9 +67,12 @@ def test_serve_entry_point(tiny_cfg):
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.25)
         with openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="cli-key", max_retries=0) as client:
-            r = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
-            assert r.choices[0].finish_reason in ("stop", "length")
+            assert [m.id for m in client.models.list().data] == ["my-tiny"]
+            r = client.chat.completions.create(model="my-tiny", messages=[{"role": "user", "content": "hi"}],
+                                               max_tokens=4)
+            assert r.choices[0].finish_reason in ("stop", "length") and r.model == "my-tiny"
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 401
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    assert f"serving model 'my-tiny' at http://127.0.0.1:{port}/v1" in proc.stdout.read()  # the start-up line
