@@ -22,6 +22,7 @@ from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.models import load_policy
+from resrl_agents.models.lora import add_lora, hf_state_dict
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.collate import collate
@@ -79,14 +80,17 @@ class RLRecipe:
         self.start_step = 0
         resume_from = ckpt.latest_checkpoint(t.output_dir) if t.resume else None
         model_cfg = copy.copy(cfg.model)
-        if resume_from is not None:
+        lora = cfg.model.lora.r > 0
+        if resume_from is not None and not lora:  # LoRA: the base as configured, the adapters from the checkpoint
             model_cfg.path = str(resume_from)
         self.model, self.tokenizer = load_policy(model_cfg, device=self.device)
         if cfg.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if lora:  # only the adapters train (and only they are in the optimizer)
+            self.model = add_lora(self.model, cfg.model.lora, adapter_dir=resume_from)
         self.ref_model = None
         if cfg.algo.kl_coef > 0:
-            self.ref_model, _ = load_policy(cfg.model, device=self.device)  # the initial policy
+            self.ref_model, _ = load_policy(cfg.model, device=self.device)  # the initial policy (LoRA: the base)
             self.ref_model.requires_grad_(False).eval()
         if t.deepspeed.enabled and cfg.rollout.backend != "hf":
             raise ValueError("trainer.deepspeed needs rollout.backend=hf (each rank generates with its own copy of the policy)")
@@ -196,7 +200,7 @@ class RLRecipe:
         if update:
             tic_sync = time.perf_counter()
             if cfg.rollout.backend == "vllm":
-                self.policy.load_weights(self.model.state_dict().items())
+                self.policy.load_weights(hf_state_dict(self.model).items())  # LoRA: adapters merged in
             self.engine.sync_rollout_model()
             metrics["perf/weight_sync_s"] = time.perf_counter() - tic_sync
         metrics["perf/step_s"] = time.perf_counter() - tic
@@ -257,7 +261,7 @@ class RLRecipe:
     def save(self, step: int) -> None:
         state = self.engine.optimizer_state() | {"scheduler": self.scheduler.state_dict(), "update_rng": self.update_rng.get_state()}
         ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.engine.rollout_model, self.tokenizer, state,
-                             self.cfg.trainer.keep_checkpoints, engine=self.engine)
+                             self.cfg.trainer.keep_checkpoints, engine=self.engine, merged=self.cfg.trainer.export_merged)
 
     def cleanup(self) -> None:
         if self.logger is not None:
