@@ -282,11 +282,14 @@ def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
 def episode_record(t: Trajectory) -> dict:
     """What ``rollout_metrics`` needs of an episode (small enough to gather from every rank)."""
     return {"reward": t.reward, "won": t.won, "turns": len(t.turns), "invalid": sum(tt.invalid for tt in t.turns),
-            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family}
+            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family,
+            "components": t.info.get("reward_components", {})}
 
 
 def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
-    """rollout/* metrics over every sampled episode (``episode_record``s), with per-family success."""
+    """rollout/* metrics over every sampled episode (``episode_record``s), with per-family success,
+    and reward/<name>: the mean of each named reward component an env reports (NaN values, a
+    reward function that abstained, left out)."""
     if not episodes:
         return {}
     n = len(episodes)
@@ -300,10 +303,14 @@ def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
            "rollout/truncated": mean("truncated"),
            "rollout/env_errors": float(sum(e["error"] for e in episodes))}
     fam: dict[str, list[bool]] = defaultdict(list)
+    parts: dict[str, list[float]] = defaultdict(list)
     for e in episodes:
         if e["family"]:
             fam[e["family"]].append(e["won"])
-    return out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+        for name, value in e["components"].items():
+            parts[name] += [value] if math.isfinite(value) else []
+    return (out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+            | {f"reward/{k}": sum(v) / len(v) if v else math.nan for k, v in sorted(parts.items())})
 
 
 SUMMED = ("rollout/groups_trained", "perf/trained_tokens", "resrl/degenerate_groups", "resrl/fallback_")
