@@ -143,11 +143,14 @@ def test_lora_rl_run_trains_checkpoints_resumes_and_exports(tiny, tiny_cfg, tmp_
     names = {p.name for p in ckpt.iterdir()}
     assert {"adapter_model.safetensors", "adapter_config.json", "trainer_state.pt", "merged"} <= names
     assert "model.safetensors" not in names
-    merged = AutoModelForCausalLM.from_pretrained(ckpt / "merged").eval()
     ids = _ids(full.tokenizer)
     with torch.no_grad():
-        torch.testing.assert_close(merged(input_ids=ids).logits, full.model.eval()(input_ids=ids).logits,
-                                   atol=1e-5, rtol=0)
+        want = full.model.eval()(input_ids=ids).logits
+        merged = AutoModelForCausalLM.from_pretrained(ckpt / "merged").eval()
+        torch.testing.assert_close(merged(input_ids=ids).logits, want, atol=1e-5, rtol=0)
+        # the adapter folder itself loads too (transformers' PEFT integration, base from adapter_config.json)
+        adapter = AutoModelForCausalLM.from_pretrained(ckpt).eval()
+        torch.testing.assert_close(adapter(input_ids=ids).logits, want, atol=1e-5, rtol=0)
 
     # resume from step 2 of an interrupted run: the same metrics and adapters as the full run
     part = tmp_path / "part"
