@@ -38,8 +38,6 @@ def add_lora(model, cfg: LoraConfig, adapter_dir: str | Path | None = None):
     if cfg.r < 1 or cfg.alpha <= 0 or not 0 <= cfg.dropout < 1:
         raise ValueError(f"model.lora needs r >= 1, alpha > 0 and 0 <= dropout < 1, got r={cfg.r}, "
                          f"alpha={cfg.alpha}, dropout={cfg.dropout}")
-    if model.is_gradient_checkpointing:  # checkpointed blocks need an input that requires grad
-        model.enable_input_require_grads()
     if adapter_dir is not None:
         if not (Path(adapter_dir) / "adapter_config.json").exists():
             raise ValueError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): it was written without "

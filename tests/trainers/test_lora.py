@@ -83,6 +83,17 @@ def test_resrl_reads_the_hidden_states_of_the_adapted_model(tiny):
     assert (captured["adapted"] - captured["base"]).abs().max() > 1e-3
 
 
+def test_gradient_checkpointing_still_reaches_the_adapters(tiny):
+    """``model.gradient_checkpointing=true`` with LoRA: checkpointed blocks whose inputs (frozen
+    embeddings) need no grad could drop the adapters' gradients (PEFT makes the inputs require grad)."""
+    model = copy.deepcopy(tiny[0])
+    model.gradient_checkpointing_enable()  # the recipe's call (reentrant by default)
+    model = add_lora(model, LORA).train()
+    model(input_ids=_ids(tiny[1])).logits.sum().backward()
+    grads = [p.grad for n, p in model.named_parameters() if "lora_B" in n]
+    assert grads and all(g is not None and float(g.abs().max()) > 0 for g in grads)
+
+
 def test_bad_lora_settings_name_the_key(tiny):
     with pytest.raises(ValueError, match=r"model.lora.target_modules=\['qkv_fused'\]"):
         add_lora(copy.deepcopy(tiny[0]), LoraConfig(r=4, target_modules=["qkv_fused"]))
