@@ -4,8 +4,9 @@ Layout: ``<output_dir>/checkpoints/step_000010/`` holds ``model.safetensors``, `
 tokenizer files (so ``AutoModelForCausalLM.from_pretrained`` loads it) and ``trainer_state.pt``
 (step, optimizer, scheduler, RNG states). With LoRA (``model.lora.r > 0``) the model files are
 PEFT's adapter files (``adapter_model.safetensors``, ``adapter_config.json``) instead, plus, when
-asked (``trainer.export_merged``), ``merged/``: a full HF folder with the adapters merged in. A checkpoint is built in a temporary sibling folder and
-renamed into place, so a crash never leaves a half-written ``step_*`` folder.
+asked (``trainer.export_merged``), ``merged/``: a full HF folder with the adapters merged in.
+A checkpoint is built in a temporary sibling folder and renamed into place, so a crash never
+leaves a half-written ``step_*`` folder.
 
 Under DeepSpeed every rank takes part: each writes its ZeRO partitions (``deepspeed/``) and its
 RNG state (``rng_rank<r>.pt``) into the shared temporary folder; rank 0 writes the rest and

@@ -82,6 +82,8 @@ class RLRecipe:
         model_cfg = copy.copy(cfg.model)
         lora = cfg.model.lora.r > 0
         if resume_from is not None and not lora:  # LoRA: the base as configured, the adapters from the checkpoint
+            if (resume_from / "adapter_config.json").exists():
+                raise ValueError(f"{resume_from} holds LoRA adapters: resume it with the run's model.lora settings")
             model_cfg.path = str(resume_from)
         self.model, self.tokenizer = load_policy(model_cfg, device=self.device)
         if cfg.model.gradient_checkpointing:

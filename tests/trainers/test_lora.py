@@ -174,6 +174,12 @@ def test_lora_rl_run_trains_checkpoints_resumes_and_exports(tiny, tiny_cfg, tmp_
     for (name, a), b in zip(full.model.named_parameters(), resumed.model.parameters()):
         if a.requires_grad:
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0, msg=name)
+    from resrl_agents.trainers.recipe import RLRecipe
+
+    no_lora = _config(tiny_cfg, part, steps=4, resume=True)
+    no_lora.model.lora = LoraConfig()
+    with pytest.raises(ValueError, match="holds LoRA adapters: resume it with the run's model.lora settings"):
+        RLRecipe(no_lora).setup()
 
 
 def test_save_merged_of_a_plain_model_is_its_checkpoint(tiny, tmp_path):
