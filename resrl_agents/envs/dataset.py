@@ -128,6 +128,8 @@ def load_reward_func(spec: str) -> tuple[str, RewardFunc]:
     module_name, sep, attr = spec.rpartition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"env.kwargs.reward_funcs entry {spec!r} must be 'module:function' or 'file.py:function'")
+    if module_name.endswith(".py") and not Path(module_name).expanduser().is_file():
+        raise FileNotFoundError(f"reward function {spec!r}: no file {module_name} (relative to {Path.cwd()})")
     module = import_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
     fn = getattr(module, attr, None)
     if not callable(fn):

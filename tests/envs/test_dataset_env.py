@@ -124,6 +124,8 @@ def test_bad_config_names_the_key(data, kwargs, message):
 def test_bad_reward_specs_and_outputs_are_clear(data):
     with pytest.raises(ValueError, match="must be 'module:function'"):
         DatasetEnv(data, ["my_rewards"], split="all")
+    with pytest.raises(FileNotFoundError, match="no file elsewhere/rewards.py"):
+        DatasetEnv(data, ["elsewhere/rewards.py:correct"], split="all")
     with pytest.raises(ValueError, match="has no function 'nope'"):
         DatasetEnv(data, [f"{data.parent / 'my_rewards.py'}:nope"], split="all")
     with pytest.raises(ValueError, match="non-empty list"):

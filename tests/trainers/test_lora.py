@@ -185,3 +185,12 @@ def test_lora_rl_run_trains_checkpoints_resumes_and_exports(tiny, tiny_cfg, tmp_
 def test_save_merged_of_a_plain_model_is_its_checkpoint(tiny, tmp_path):
     save_merged(tiny[0], tiny[1], tmp_path)
     assert (tmp_path / "model.safetensors").exists() and (tmp_path / "tokenizer_config.json").exists()
+
+
+def test_sft_refuses_lora(tiny_cfg):
+    from resrl_agents.config.schema import SFTConfig
+    from resrl_agents.trainers.sft import SFTRecipe
+
+    cfg = SFTConfig(model=dataclasses.replace(tiny_cfg, lora=LORA))
+    with pytest.raises(ValueError, match="SFT trains every weight: set model.lora.r=0"):
+        SFTRecipe(cfg).setup()
