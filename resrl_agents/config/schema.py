@@ -21,6 +21,14 @@ class EnvConfig:
 
 
 @dataclass
+class LoraConfig:
+    r: int = 0  # LoRA rank (0 = off: every weight trains); > 0 trains only adapters, through PEFT
+    alpha: float = 16.0  # LoRA alpha: the adapters add (alpha / r) * B @ A to each adapted weight
+    dropout: float = 0.0  # dropout on the adapters' input in update forwards (0 keeps the first PPO ratio 1)
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])  # module names to adapt; all-linear = every linear layer but the LM head
+
+
+@dataclass
 class ModelConfig:
     name: str = "tiny"  # tiny | smollm2 | hf
     path: Optional[str] = None  # HF hub id or local dir (name=hf, or to resume from a checkpoint)
@@ -35,6 +43,7 @@ class ModelConfig:
     max_position: int = 4096  # tiny model's context length
     cache_dir: Optional[str] = None  # where built/converted models are cached (default ~/.cache/resrl_agents)
     gradient_checkpointing: bool = False  # trade compute for activation memory
+    lora: LoraConfig = field(default_factory=LoraConfig)  # RL training only (resrl_agents.train)
 
 
 @dataclass
@@ -120,6 +129,7 @@ class TrainerConfig:
     inspect_every: int = 0  # ResRL: keep every Nth step's groups and weights for `python -m resrl_agents.inspect` (0 = off)
     keep_checkpoints: int = 2  # newest checkpoints kept
     resume: bool = False  # continue from the newest checkpoint in output_dir
+    export_merged: bool = False  # LoRA: every checkpoint also gets merged/, a full HF folder with the adapters merged in
     tensorboard: bool = True  # write TensorBoard event files
     wandb: bool = False  # log to Weights & Biases (needs the wandb extra)
     progress: bool = True  # rich progress bar

@@ -22,6 +22,7 @@ ENV_ENTRY_POINTS: dict[str, str] = {
     f"{NAMESPACE}/BFCL-v0": "resrl_agents.envs.bfcl.env:BFCLEnv",
     f"{NAMESPACE}/ALFWorld-v0": "resrl_agents.envs.alfworld:ALFWorldEnv",
     f"{NAMESPACE}/ToolUse-v0": "resrl_agents.envs.tool_use.env:ToolUseEnv",
+    f"{NAMESPACE}/Dataset-v0": "resrl_agents.envs.dataset:DatasetEnv",
 }
 
 

@@ -35,6 +35,7 @@ class ResetInfo(TypedDict, total=False):
     family: str  # task family / category, for per-family metrics
     admissible_actions: list[str]  # present when the env enumerates legal actions
     system_prompt: str  # env-specific instructions (answer format); rendered as the system message
+    prompt_messages: list[dict]  # the whole opening conversation (chat-format prompts); replaces system + obs
 
 
 class StepInfo(TypedDict, total=False):
@@ -42,6 +43,7 @@ class StepInfo(TypedDict, total=False):
     invalid: bool  # the action could not be parsed or was not admissible
     admissible_actions: list[str]
     error: str  # a crash inside the env, recorded instead of raised
+    reward_components: dict[str, float]  # named parts of the reward (logged as reward/<name>)
 
 
 class AnyText(gym.spaces.Text):

@@ -16,7 +16,8 @@ from gymnasium.error import ResetNeeded
 
 RESET_KEYS: dict[str, type] = {"task_id": str, "task": str, "family": str}
 STEP_KEYS: dict[str, type] = {"won": bool, "invalid": bool}
-OPTIONAL_KEYS: dict[str, type] = {"system_prompt": str, "admissible_actions": list, "error": str}
+OPTIONAL_KEYS: dict[str, type] = {"system_prompt": str, "admissible_actions": list, "error": str,
+                                  "prompt_messages": list, "reward_components": dict}
 
 Transition = tuple[str, float, bool, bool, bool, bool]  # obs, reward, terminated, truncated, won, invalid
 

@@ -88,7 +88,20 @@ def write_report(report: dict[str, Any], runs: Sequence[RunResult], out_dir: str
     return path
 
 
+PLOT_EXTRA_HINT = "plots need matplotlib: pip install 'resrl-agents[plot]', or set plots=false"
+
+
+def require_matplotlib() -> None:
+    """Fail early (before any episode runs) when plots are asked for and matplotlib is missing:
+    it is an optional extra (``plot``)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        raise ImportError(PLOT_EXTRA_HINT) from e
+
+
 def _pyplot():
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display

@@ -21,7 +21,7 @@ from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.config.schema import EnvConfig
 from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.policies import LoadedPolicy, make_policy, resolve_device
-from resrl_agents.eval.report import RunResult, build_report, write_report
+from resrl_agents.eval.report import RunResult, build_report, require_matplotlib, write_report
 from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.rollout.types import Trajectory
@@ -97,6 +97,8 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
 
     if cfg.n < 1 or cfg.batch_size < 1:
         raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
+    if cfg.plots:
+        require_matplotlib()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     out_dir = Path(cfg.output_dir)

@@ -54,6 +54,7 @@ class _Episode:
     truncated: bool = False
     won: bool = False
     error: str = ""
+    reward_components: dict[str, float] = field(default_factory=dict)  # summed over turns
 
 
 def window_prompt(info: dict, obs: str, window: Sequence[tuple[str, str]], step: int) -> str:
@@ -86,6 +87,10 @@ def observation_messages(obs: str, step_info: dict, info: dict) -> list[dict]:
 
 
 def first_messages(info: dict, obs: str) -> list[dict]:
+    """The opening conversation: the env's ``prompt_messages`` when it gives them (a chat-format
+    dataset prompt), else the system prompt and ``obs`` as the user message."""
+    if info.get("prompt_messages"):
+        return [dict(m) for m in info["prompt_messages"]]
     system = info.get("system_prompt")
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": obs}]
 
@@ -122,6 +127,8 @@ def _step(ep: _Episode, gen, content: str, result: Any, renderer: ChatRenderer, 
     ep.turns.append(Turn(tuple(ep.next_obs_ids), gen.ids, gen.logp, ep.next_obs_text, content,
                          float(reward), bool(info.get("invalid", False))))
     ep.reward += float(reward)
+    for name, value in info.get("reward_components", {}).items():
+        ep.reward_components[name] = ep.reward_components.get(name, 0.0) + float(value)
     ep.won = ep.won or bool(info.get("won", False))
     ep.terminated, ep.truncated = bool(terminated), bool(truncated)
     ep.window.append((ep.obs, content))
@@ -183,6 +190,7 @@ def _trajectory(ep: _Episode) -> Trajectory:
         group_id=ep.group_id, task_id=str(ep.info.get("task_id", "")), seed=ep.seed, turns=tuple(ep.turns),
         reward=ep.reward, terminated=ep.terminated, truncated=ep.truncated, family=str(ep.info.get("family", "")),
         won=ep.won, error=ep.error, messages=tuple(ep.messages), tools=tuple(ep.tools) if ep.tools else None,
+        info={"reward_components": ep.reward_components} if ep.reward_components else {},
     )
 
 

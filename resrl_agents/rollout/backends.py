@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from resrl_agents.config.schema import ModelConfig, RolloutConfig
+from resrl_agents.models.lora import is_peft, save_merged
 from resrl_agents.rollout.policy import HFPolicy, Policy
 
 TRAIN_BACKENDS = ("hf", "vllm")  # openai cannot receive weight updates
@@ -19,8 +20,8 @@ def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer
     hf: ``HFPolicy`` over the trained model itself (every update is seen at once). vllm: an
     in-process ``VLLMPolicy`` started from the model's current weights, read from ``mcfg.path``
     when that is a local checkpoint directory (a resumed run's checkpoint), else from
-    ``<output_dir>/vllm_init`` where the loaded model and tokenizer are saved once; the caller
-    must push each update with ``policy.load_weights(model.state_dict().items())``. Its context
+    ``<output_dir>/vllm_init`` where the loaded model (LoRA: merged) and tokenizer are saved once;
+    the caller must push each update with ``policy.load_weights(hf_state_dict(model).items())``. Its context
     holds the longest episode (``max_context_tokens + max_new_tokens``, capped by the model's);
     it runs eagerly off-GPU and takes ``rollout.vllm_gpu_memory_utilization`` of a GPU (on CPU, of
     host memory, unless ``$VLLM_CPU_KVCACHE_SPACE=<GiB>`` sizes its KV cache).
@@ -33,10 +34,10 @@ def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer
         return HFPolicy(model, tokenizer, device)
     from resrl_agents.rollout.vllm_policy import VLLMPolicy, policy_eos_ids
 
-    path = mcfg.path if mcfg.path is not None and Path(mcfg.path).is_dir() else str(Path(output_dir) / "vllm_init")
+    from_path = mcfg.path is not None and Path(mcfg.path).is_dir() and not is_peft(model)
+    path = mcfg.path if from_path else str(Path(output_dir) / "vllm_init")
     if path != mcfg.path:
-        model.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
+        save_merged(model, tokenizer, path)  # LoRA: the adapters merged in
     max_len = rcfg.max_context_tokens + rcfg.max_new_tokens
     max_len = min(max_len, getattr(model.config, "max_position_embeddings", None) or max_len)
     return VLLMPolicy(path, policy_eos_ids(mcfg, path, tokenizer), dtype=mcfg.dtype, seed=seed,

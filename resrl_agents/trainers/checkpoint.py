@@ -2,8 +2,11 @@
 
 Layout: ``<output_dir>/checkpoints/step_000010/`` holds ``model.safetensors``, ``config.json``,
 tokenizer files (so ``AutoModelForCausalLM.from_pretrained`` loads it) and ``trainer_state.pt``
-(step, optimizer, scheduler, RNG states). A checkpoint is built in a temporary sibling folder and
-renamed into place, so a crash never leaves a half-written ``step_*`` folder.
+(step, optimizer, scheduler, RNG states). With LoRA (``model.lora.r > 0``) the model files are
+PEFT's adapter files (``adapter_model.safetensors``, ``adapter_config.json``) instead, plus, when
+asked (``trainer.export_merged``), ``merged/``: a full HF folder with the adapters merged in.
+A checkpoint is built in a temporary sibling folder and renamed into place, so a crash never
+leaves a half-written ``step_*`` folder.
 
 Under DeepSpeed every rank takes part: each writes its ZeRO partitions (``deepspeed/``) and its
 RNG state (``rng_rank<r>.pt``) into the shared temporary folder; rank 0 writes the rest and
@@ -21,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from resrl_agents.models.lora import is_peft, save_merged
+
+MERGED = "merged"  # the merged HF folder inside a LoRA checkpoint
 _STEP = re.compile(r"^step_(\d+)$")
 
 
@@ -50,9 +56,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, trainer_state: dict, keep: int, *, engine=None) -> Path:
+def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, trainer_state: dict, keep: int, *, engine=None,
+                    merged: bool = False) -> Path:
     """Write ``step_<step>`` atomically. ``engine`` (``trainers/distributed.py``): every rank of a
-    data-parallel run calls this; ``model`` must hold the full weights on rank 0."""
+    data-parallel run calls this; ``model`` must hold the full weights on rank 0. ``merged``: a
+    LoRA model also gets ``merged/`` (a plain model is a full HF folder already)."""
     rank = engine.rank if engine is not None else 0
     root = Path(output_dir) / "checkpoints"
     final = root / f"step_{step:06d}"
@@ -68,8 +76,10 @@ def save_checkpoint(output_dir: str | Path, step: int, model, tokenizer, trainer
             torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
         engine.barrier()
     if rank == 0:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True)  # LoRA: the adapters only (PEFT format)
         tokenizer.save_pretrained(tmp)
+        if merged and is_peft(model):
+            save_merged(model, tokenizer, tmp / MERGED)
         torch.save(trainer_state | {"step": step, "rng": rng_state()}, tmp / "trainer_state.pt")
         if final.exists():
             shutil.rmtree(final)

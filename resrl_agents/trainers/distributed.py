@@ -121,7 +121,8 @@ class DeepSpeedEngine:
         } | dict(ds.config)
         if self.stage == 0:  # DeepSpeed clips ZeRO-0 gradients without reporting the norm
             config["gradient_clipping"] = 0.0
-        self.ds, _, _, _ = deepspeed.initialize(model=model, model_parameters=model.parameters(), config=config)
+        self.frozen = any(not p.requires_grad for p in model.parameters())  # LoRA: base weights neither updated nor saved
+        self.ds, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable(model), config=config)
         self.module, self.train_module = self.ds.module, self.ds
         self.optimizer = torch_optimizer(self.ds.optimizer)
         self._device, self._norm = device, math.nan
@@ -176,13 +177,14 @@ class DeepSpeedEngine:
 
     def save_shards(self, ckpt_dir: Path) -> None:
         """Every rank writes its optimizer (and ZeRO-3 parameter) partitions."""
-        self.ds.save_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", save_latest=False)
+        self.ds.save_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", save_latest=False, exclude_frozen_parameters=self.frozen)
 
     def load(self, ckpt_dir: Path, state: dict) -> None:
         if not (ckpt_dir / "deepspeed").is_dir():
             raise ValueError(f"{ckpt_dir} was written by a single process (no ZeRO shards): resume it without "
                              f"trainer.deepspeed, or start a new run from its weights (model.path={ckpt_dir})")
-        self.ds.load_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", load_lr_scheduler_states=False)
+        self.ds.load_checkpoint(str(ckpt_dir / "deepspeed"), tag="zero", load_lr_scheduler_states=False,
+                                load_module_strict=not self.frozen)
         self.sync_rollout_model()
 
     def _comm_device(self) -> torch.device:
@@ -195,10 +197,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def trainable(model) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer holds: all of them, or with LoRA only the adapters'."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
 def make_engine(model, t: TrainerConfig | SFTTrainerConfig, device: torch.device):
     """AdamW with ``trainer``'s settings (RL or SFT), in this process or as a DeepSpeed ZeRO rank."""
     if t.deepspeed.enabled:
         return DeepSpeedEngine(model, t, device)
-    adamw = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
+    adamw = torch.optim.AdamW(trainable(model), lr=t.lr, betas=tuple(t.betas), weight_decay=t.weight_decay)
     return LocalEngine(model, adamw, t.grad_clip)
 

@@ -23,6 +23,7 @@ from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.models import load_policy
+from resrl_agents.models.lora import add_lora, hf_state_dict
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.collate import collate
@@ -84,14 +85,19 @@ class RLRecipe:
         self.start_step = 0
         resume_from = ckpt.latest_checkpoint(t.output_dir) if t.resume else None
         model_cfg = copy.copy(cfg.model)
-        if resume_from is not None:
+        lora = cfg.model.lora.r > 0
+        if resume_from is not None and not lora:  # LoRA: the base as configured, the adapters from the checkpoint
+            if (resume_from / "adapter_config.json").exists():
+                raise ValueError(f"{resume_from} holds LoRA adapters: resume it with the run's model.lora settings")
             model_cfg.path = str(resume_from)
         self.model, self.tokenizer = load_policy(model_cfg, device=self.device)
         if cfg.model.gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        if lora:  # only the adapters train (and only they are in the optimizer)
+            self.model = add_lora(self.model, cfg.model.lora, adapter_dir=resume_from)
         self.ref_model = None
         if cfg.algo.kl_coef > 0:
-            self.ref_model, _ = load_policy(cfg.model, device=self.device)  # the initial policy
+            self.ref_model, _ = load_policy(cfg.model, device=self.device)  # the initial policy (LoRA: the base)
             self.ref_model.requires_grad_(False).eval()
         if t.deepspeed.enabled and cfg.rollout.backend != "hf":
             raise ValueError("trainer.deepspeed needs rollout.backend=hf (each rank generates with its own copy of the policy)")
@@ -201,7 +207,7 @@ class RLRecipe:
         if update:
             tic_sync = time.perf_counter()
             if cfg.rollout.backend == "vllm":
-                self.policy.load_weights(self.model.state_dict().items())
+                self.policy.load_weights(hf_state_dict(self.model).items())  # LoRA: adapters merged in
             self.engine.sync_rollout_model()
             metrics["perf/weight_sync_s"] = time.perf_counter() - tic_sync
         metrics["perf/step_s"] = time.perf_counter() - tic
@@ -271,7 +277,7 @@ class RLRecipe:
     def save(self, step: int) -> None:
         state = self.engine.optimizer_state() | {"scheduler": self.scheduler.state_dict(), "update_rng": self.update_rng.get_state()}
         ckpt.save_checkpoint(self.cfg.trainer.output_dir, step, self.engine.rollout_model, self.tokenizer, state,
-                             self.cfg.trainer.keep_checkpoints, engine=self.engine)
+                             self.cfg.trainer.keep_checkpoints, engine=self.engine, merged=self.cfg.trainer.export_merged)
 
     def cleanup(self) -> None:
         if self.logger is not None:
@@ -292,11 +298,14 @@ def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
 def episode_record(t: Trajectory) -> dict:
     """What ``rollout_metrics`` needs of an episode (small enough to gather from every rank)."""
     return {"reward": t.reward, "won": t.won, "turns": len(t.turns), "invalid": sum(tt.invalid for tt in t.turns),
-            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family}
+            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family,
+            "components": t.info.get("reward_components", {})}
 
 
 def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
-    """rollout/* metrics over every sampled episode (``episode_record``s), with per-family success."""
+    """rollout/* metrics over every sampled episode (``episode_record``s), with per-family success,
+    and reward/<name>: the mean of each named reward component an env reports (NaN values, a
+    reward function that abstained, left out)."""
     if not episodes:
         return {}
     n = len(episodes)
@@ -310,10 +319,14 @@ def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
            "rollout/truncated": mean("truncated"),
            "rollout/env_errors": float(sum(e["error"] for e in episodes))}
     fam: dict[str, list[bool]] = defaultdict(list)
+    parts: dict[str, list[float]] = defaultdict(list)
     for e in episodes:
         if e["family"]:
             fam[e["family"]].append(e["won"])
-    return out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+        for name, value in e["components"].items():
+            parts[name] += [value] if math.isfinite(value) else []
+    return (out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+            | {f"reward/{k}": sum(v) / len(v) if v else math.nan for k, v in sorted(parts.items())})
 
 
 SUMMED = ("rollout/groups_trained", "perf/trained_tokens", "resrl/degenerate_groups", "resrl/fallback_")

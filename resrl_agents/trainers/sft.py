@@ -103,6 +103,8 @@ class SFTRecipe:
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         seed_everything(t.seed)
+        if self.cfg.model.lora.r > 0:
+            raise ValueError("model.lora is for RL training (resrl_agents.train); SFT trains every weight: set model.lora.r=0")
         self.device = pick_device(t.device)
         self.model, self.tokenizer = load_policy(self.cfg.model, device=self.device)
         self.engine = make_engine(self.model, t, self.device)  # one process, or a DeepSpeed ZeRO rank

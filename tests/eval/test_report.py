@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 
-import matplotlib.image as mpimg
+import pytest
 
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.eval.metrics import summarize
@@ -26,6 +27,7 @@ def _run(name: str, wins: list[list[bool]]) -> RunResult:
 
 
 def test_report_json_and_plots(tmp_path):
+    mpimg = pytest.importorskip("matplotlib.image", reason="the plot extra is not installed")
     cfg = EvalConfig(n=4, num_tasks=3)
     cfg.policy.api_key = "sk-very-secret"
     runs = [_run("step_10", [[True, False, False, False], [False] * 4, [True] * 4]),
@@ -63,3 +65,18 @@ def test_plots_can_be_turned_off(tmp_path):
     write_report(build_report(cfg, runs), runs, tmp_path, plots=False)
     assert (tmp_path / REPORT_JSON).exists() and not (tmp_path / PASS_AT_K_PNG).exists()
     assert json.loads((tmp_path / REPORT_JSON).read_text())["plots"] == {}
+
+
+def test_missing_matplotlib_is_a_clear_error_before_any_episode(tmp_path, monkeypatch):
+    """matplotlib is the optional ``plot`` extra: without it, plots=true stops eval at once (no
+    model loaded, no episode run) with the install command."""
+    from resrl_agents.eval.runner import run_eval
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what an absent package looks like to import
+    cfg = EvalConfig(n=2, output_dir=str(tmp_path))
+    runs = [_run("a", [[True, False]])]
+    with pytest.raises(ImportError, match=r"resrl-agents\[plot\]"):
+        write_report(build_report(cfg, runs), runs, tmp_path)
+    with pytest.raises(ImportError, match=r"or set plots=false"):
+        run_eval(cfg)
+    assert not list(tmp_path.glob("episodes_*"))

@@ -117,3 +117,40 @@ def test_vllm_rollouts_follow_the_trained_weights(tiny_cfg, tmp_path, engine_env
     # (b) greedy: the engine generates what the trained model generates, not the initial model
     assert ours == trained
     assert sum(t != b for t, b in zip(trained, before)) >= 2
+
+
+@needs_vllm
+def test_vllm_rollouts_follow_the_lora_adapters(tiny_cfg, tmp_path, engine_env, monkeypatch):
+    """With ``model.lora`` the engine gets the merged weights (base + adapters) after each update:
+    step 2's vLLM sampling log-probs are the adapted model's and not the base's."""
+    import dataclasses
+
+    import torch
+
+    import resrl_agents.trainers.recipe as recipe_mod
+    from resrl_agents.config.schema import LoraConfig
+    from resrl_agents.trainers.loss import token_logp
+
+    scored = []
+
+    def score_and_keep(model, batch, **kw):
+        out = real_score_batch(model, batch, **kw)
+        scored.append((batch.input_ids, batch.loss_mask.bool(), batch.logp_sample, out[0]))
+        return out
+
+    real_score_batch = recipe_mod.score_batch
+    monkeypatch.setattr(recipe_mod, "score_batch", score_and_keep)
+    cfg = train_config(dataclasses.replace(tiny_cfg, lora=LoraConfig(r=4, alpha=8.0)), tmp_path, "vllm")
+    recipe = recipe_mod.RLRecipe(cfg)
+    recipe.setup()
+    try:
+        recipe.train()
+    finally:
+        recipe.cleanup()
+    assert (tmp_path / "checkpoints" / "step_000002" / "adapter_model.safetensors").exists()
+    for ids, m, logp_sample, logp_old in scored:
+        torch.testing.assert_close(logp_sample[m], logp_old[m], atol=LOGP_ATOL, rtol=0)
+    ids, m, logp_sample, _ = scored[1]
+    with recipe.model.disable_adapter(), torch.no_grad():  # the base alone
+        stale = token_logp(recipe.model(input_ids=ids).logits, ids, 1.0)  # (B, T)
+    assert (stale[m] - logp_sample[m]).abs().max() > 50 * LOGP_ATOL

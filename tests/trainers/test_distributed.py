@@ -109,3 +109,34 @@ def test_without_a_launcher_deepspeed_runs_as_a_group_of_one(tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     assert (out / "checkpoints" / "step_000001" / "deepspeed").is_dir()
+
+
+def test_zero2_lora_run_saves_adapters_and_resumes(tmp_path):
+    """LoRA under ZeRO-2 over two ranks: ZeRO shards without the frozen base, PEFT adapter files,
+    a resume that continues from them, and the base weights of the merged export untouched where
+    no adapter sits (the norms)."""
+    out = tmp_path / "run"
+    common = ["-m", "resrl_agents.train", "env=math", "model=tiny", "algo=nsr", "trainer.lr=1e-2", "trainer.warmup_steps=0",
+              "model.lora.r=4", "trainer.export_merged=true", "trainer.deepspeed.enabled=true",
+              "trainer.deepspeed.zero_stage=2", "rollout.prompts_per_step=2", "rollout.group_size=2",
+              "rollout.max_new_tokens=8", "trainer.save_every=1", "trainer.progress=false", "trainer.tensorboard=false",
+              f"trainer.output_dir={out}", f"model.cache_dir={tmp_path / 'cache'}"]
+    launch(common + ["trainer.steps=1"])
+    launch(common + ["trainer.steps=2", "trainer.resume=true"])
+
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss/grad_norm"] > 0 for r in rows)
+    import torch
+    from safetensors.torch import load_file
+
+    first, second = (out / "checkpoints" / f"step_00000{s}" for s in (1, 2))
+    for ckpt in (first, second):
+        assert (ckpt / "adapter_model.safetensors").exists() and (ckpt / "merged" / "model.safetensors").exists()
+        assert not (ckpt / "model.safetensors").exists()
+        module = torch.load(ckpt / "deepspeed" / "zero" / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+        assert any("lora_B" in k for k in module)  # the shards hold the adapters, not the frozen base weights
+        assert not any(".base_layer." in k or "embed_tokens" in k or "layernorm" in k for k in module)
+    a, b = load_file(first / "adapter_model.safetensors"), load_file(second / "adapter_model.safetensors")
+    assert set(a) == set(b) and max(float((a[k] - b[k]).abs().max()) for k in a) > 0  # the resumed step trained
+    m1, m2 = load_file(first / "merged" / "model.safetensors"), load_file(second / "merged" / "model.safetensors")
+    assert all(torch.equal(m1[k], m2[k]) for k in m1 if "norm" in k)
