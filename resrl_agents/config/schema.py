@@ -35,6 +35,7 @@ class ModelConfig:
     max_position: int = 4096  # tiny model's context length
     cache_dir: Optional[str] = None  # where built/converted models are cached (default ~/.cache/resrl_agents)
     gradient_checkpointing: bool = False  # trade compute for activation memory
+    tool_format: str = "auto"  # tool calls in the model's text: auto (the chat template's) | hermes | llama3_json | mistral | pythonic | json
 
 
 @dataclass

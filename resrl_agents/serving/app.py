@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,7 +32,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from resrl_agents.config.eval_schema import ServeAppConfig, ServeConfig
-from resrl_agents.rollout.chat import ChatRenderer
+from resrl_agents.rollout.chat import ChatRenderer, resolve_tool_format
 from resrl_agents.rollout.policy import Policy
 from resrl_agents.serving.batcher import Batcher, Overloaded
 from resrl_agents.serving.protocol import APIError, ChatRequest, NamedToolChoice, parse_request
@@ -42,7 +43,9 @@ from resrl_agents.tools.schema import tool_from_schema
 
 def create_app(policy: Policy, tokenizer: Any, *, name: str, cfg: ServeConfig, context_len: int) -> FastAPI:
     """The app serving ``policy`` as model ``name``. The batcher thread starts now and stops with
-    the app's lifespan."""
+    the app's lifespan. Tool calls are read in ``cfg.tool_format``, else in the chat template's."""
+    if cfg.tool_format is None:
+        cfg = replace(cfg, tool_format=ChatRenderer(tokenizer).tool_format())
     batcher = Batcher(policy, max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_ms / 1000,
                       max_pending=cfg.max_pending)
 
@@ -148,7 +151,7 @@ async def complete(req: ChatRequest, tokenizer: Any, batcher: Batcher, *, name: 
         gens = await asyncio.wrap_future(future)
     except Exception as e:
         raise APIError(500, f"generation failed: {type(e).__name__}: {e}", type="server_error") from None
-    texts = [renderer.assistant_content(g.ids) for g in gens]
+    texts = [renderer.assistant_content(g.ids, g.stopped) for g in gens]
     choices = [build_choice(i, t, stopped=g.stopped, completion_tokens=len(g.ids), stops=req.stops(),
                             registry=registry, tool_choice=req.tool_choice, fmt=cfg.tool_format)
                for i, (t, g) in enumerate(zip(texts, gens))]
@@ -174,7 +177,8 @@ def serve(cfg: ServeAppConfig) -> None:
         else torch.device(cfg.serve.device)
     model, tokenizer = load_policy(cfg.model, device=device)
     name = cfg.serve.model_name or cfg.model.path or cfg.model.name
-    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name, cfg=cfg.serve,
+    fmt = cfg.serve.tool_format or resolve_tool_format(cfg.model.tool_format, ChatRenderer(tokenizer))
+    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name, cfg=replace(cfg.serve, tool_format=fmt),
                      context_len=int(model.config.max_position_embeddings))
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=cfg.serve.log_level)
 
