@@ -96,7 +96,8 @@ class ChatRenderer:
         turn = self.render(history + [message], add_generation_prompt=False, tools=tools)
         if not turn.startswith(before):
             raise TemplateRewriteError("the chat template renders the conversation before an assistant turn "
-                                       "differently once the turn is added; " + _FIX)
+                                       f"differently once the turn is added (first change: {_change(before, turn)}); "
+                                       + _FIX)
         return before, turn
 
     def split_turn(self, history: list[dict], message: dict, tools: list[dict] | None = None) -> tuple[str, str]:
@@ -129,9 +130,11 @@ class ChatRenderer:
         turn = self.render(history + [message], add_generation_prompt=False, tools=tools)
         after = self.render(history + [message] + new, add_generation_prompt=True, tools=tools)
         if not after.startswith(turn):
-            raise TemplateRewriteError("the chat template rewrites an earlier assistant turn once new messages "
-                                       "follow (e.g. it drops reasoning traces), so the 'full' history layout "
-                                       "would train on tokens the model never sees; " + _FIX)
+            raise TemplateRewriteError(
+                "the chat template re-renders earlier turns differently once new messages follow (Qwen3 drops "
+                "earlier reasoning, Mistral v3 moves the system prompt to the last user message), so the 'full' "
+                f"history layout would train on tokens the model never sees (first change: {_change(turn, after)}); "
+                + _FIX)
         end_text, end_id = self.turn_end
         if stopped and end_id is not None and list(action_ids)[-1:] == [end_id] and closing.startswith(end_text):
             closing = closing[len(end_text):]
@@ -161,6 +164,12 @@ class ChatRenderer:
             if parsed.ok and [(c.name, c.arguments) for c in parsed.calls] == [("probe_fn", {"x": 1})]:
                 return fmt
         return "hermes"
+
+
+def _change(old: str, new: str, context: int = 40) -> str:
+    """Where ``new`` stops extending ``old``: the two texts around the first differing character."""
+    i = next((k for k, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
+    return f"{old[max(0, i - context): i + context]!r} became {new[max(0, i - context): i + context]!r}"
 
 
 def resolve_tool_format(setting: str, renderer: ChatRenderer) -> str:
