@@ -30,24 +30,25 @@ CALL = {"id": "call00001", "type": "function", "function": {"name": "get_weather
 ANSWER = {"gemma": {"role": "assistant", "content": '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'}}
 
 
-def teach(model, tok, family: str, max_steps: int = 400) -> None:
-    """Fit the one tool-call conversation until the loss is near zero (a few hundred tiny steps)."""
+def teach(model, tok, family: str, max_steps: int = 300) -> None:
+    """Fit the one tool-call conversation until the loss is near zero (50-80 tiny steps)."""
     answer = ANSWER.get(family, {"role": "assistant", "content": "", "tool_calls": [CALL]})
     ids, mask = tokenize_conversation(tok, ASK + [answer], [WEATHER])
     ids, mask = torch.tensor([ids]), torch.tensor([mask])
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
     for _ in range(max_steps):
         loss = sft_loss(model, ids, torch.ones_like(ids), mask)
-        if loss.item() < 1e-3:
+        if loss.item() < 1e-2:  # every answer token above ~0.99: greedy decoding writes it
             break
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
-    assert loss.item() < 1e-2, f"{family}: SFT did not fit the tool call (loss {loss.item():.3f})"
+    assert loss.item() < 2e-2, f"{family}: SFT did not fit the tool call (loss {loss.item():.3f})"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["llama3", "gemma", "mistral", "qwen3"])
 def test_served_tool_call_reaches_the_openai_client(family, tmp_path):
     torch.set_num_threads(1)
@@ -59,7 +60,7 @@ def test_served_tool_call_reaches_the_openai_client(family, tmp_path):
                                                           timeout=120) as client:
         r = client.chat.completions.create(model=family, messages=ASK, tools=[WEATHER], max_tokens=64,
                                            temperature=0)
-        plain = client.chat.completions.create(model=family, messages=ASK, max_tokens=64, temperature=0)
+        plain = client.chat.completions.create(model=family, messages=ASK, max_tokens=16, temperature=0)
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls", choice.message.content
     [call] = choice.message.tool_calls
