@@ -19,7 +19,8 @@ Formats:
   only; argument values go through a whitelist walker over literal nodes (strings, numbers,
   booleans, None, lists, tuples, dicts; JSON's ``true/false/null`` too). Nothing is evaluated.
 * ``auto``: tries ``json`` if the text starts with ``[`` or ``{``, ``pythonic`` if it starts like
-  a call (``f(`` or ``[f(``), ``hermes`` if a ``<tool_call>`` tag occurs; keeps the first
+  a call (``f(`` or ``[f(``), ``hermes`` if a ``<tool_call>`` tag occurs, ``llama3_json`` if it
+  starts with ``{`` or ``<|python_tag|>``, ``mistral`` if ``[TOOL_CALLS]`` occurs; keeps the first
   error-free result with the most calls (else the one with most calls). No candidate: no calls.
 
 Parsing never raises on model output: malformed text yields ``errors`` (numbered by call,
@@ -410,6 +411,10 @@ def _parse_auto(text: str) -> ParseResult:
         candidates.append(_parse_pythonic(text))
     if OPEN in text or CLOSE in text:  # may also sit inside a JSON/pythonic string argument
         candidates.append(_parse_hermes(text))
+    if s.startswith(PYTHON_TAG) or s[:1] == "{":
+        candidates.append(_parse_llama3_json(text))
+    if TOOL_CALLS in text:
+        candidates.append(_parse_mistral(text))
     if not candidates:
         return ParseResult([], text.strip(), [])
     return min(candidates, key=lambda r: (bool(r.errors), -len(r.calls)))
