@@ -104,7 +104,9 @@ class ChatRenderer:
         """The assistant ``message`` after ``history`` as the template renders it, split into the
         model's text (content and tool calls in the template's own format; what SFT teaches) and
         the closing text after it (turn-end token, separators)."""
-        before, turn = self._turn(history, message, tools)
+        return self._split(*self._turn(history, message, tools), message)
+
+    def _split(self, before: str, turn: str, message: dict) -> tuple[str, str]:
         span = turn[len(before):]
         end_text = self.turn_end[0]
         content = (message.get("content") or "").strip()
@@ -126,8 +128,8 @@ class ChatRenderer:
         follows; when it was cut (max tokens), the whole closing does. Raises
         ``TemplateRewriteError`` when the template re-renders the conversation so far differently.
         """
-        _, closing = self.split_turn(history, message, tools)
-        turn = self.render(history + [message], add_generation_prompt=False, tools=tools)
+        before, turn = self._turn(history, message, tools)
+        _, closing = self._split(before, turn, message)
         after = self.render(history + [message] + new, add_generation_prompt=True, tools=tools)
         if not after.startswith(turn):
             raise TemplateRewriteError(
