@@ -41,8 +41,8 @@ def load_policy(
     ``cfg.path`` set with tiny / smollm2 means "resume from this checkpoint" and is loaded
     instead of the cache; our chat template is installed on both. With ``hf`` the checkpoint's
     own chat template is kept when it has one (ChatML otherwise), and generation stops at the
-    ids of its ``generation_config`` plus the template's turn-end token. The model is returned in eval mode on ``device``;
-    the tokenizer pads on the right (its default) and always has a pad token.
+    ids of its ``generation_config`` plus the template's turn-end token. The model is returned in
+    eval mode on ``device``; the tokenizer pads on the right (its default) and always has a pad token.
     """
     if cfg.name not in NAMES:
         raise ValueError(f"unknown model name {cfg.name!r}; expected one of {NAMES}")

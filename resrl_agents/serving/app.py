@@ -23,8 +23,8 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import replace
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -178,8 +178,8 @@ def serve(cfg: ServeAppConfig) -> None:
     model, tokenizer = load_policy(cfg.model, device=device)
     name = cfg.serve.model_name or cfg.model.path or cfg.model.name
     fmt = cfg.serve.tool_format or resolve_tool_format(cfg.model.tool_format, ChatRenderer(tokenizer))
-    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name, cfg=replace(cfg.serve, tool_format=fmt),
-                     context_len=int(model.config.max_position_embeddings))
+    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name,
+                     cfg=replace(cfg.serve, tool_format=fmt), context_len=int(model.config.max_position_embeddings))
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=cfg.serve.log_level)
 
 
