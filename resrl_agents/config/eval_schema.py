@@ -70,7 +70,7 @@ class ServeConfig:
     max_body_bytes: int = 1048576  # request bodies larger than this get 413
     max_tokens_default: int = 512  # max_tokens when a request gives none (capped by the context)
     max_n: int = 16  # largest `n` a request may ask for
-    tool_format: str = "hermes"  # format of tool calls in the model's text (tools/parsers.py)
+    tool_format: Optional[str] = None  # tool calls in the model's text (tools/parsers.py); null: model.tool_format
     log_level: str = "info"  # uvicorn log level
     vllm_args: list[str] = field(default_factory=list)  # backend=vllm: extra `vllm serve` flags, as given
 

@@ -44,6 +44,7 @@ class ModelConfig:
     cache_dir: Optional[str] = None  # where built/converted models are cached (default ~/.cache/resrl_agents)
     gradient_checkpointing: bool = False  # trade compute for activation memory
     lora: LoraConfig = field(default_factory=LoraConfig)  # RL training only (resrl_agents.train)
+    tool_format: str = "auto"  # tool calls in the model's text: auto (the chat template's) | hermes | llama3_json | mistral | pythonic | json
 
 
 @dataclass

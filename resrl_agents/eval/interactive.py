@@ -204,7 +204,7 @@ class InteractiveSession:
         params = SamplingParams(agent.max_new_tokens, agent.temperature, agent.top_p,
                                 seed=agent.seed * _TURN_SEED_STRIDE + len(self.state.turns))
         [gen] = agent.policy.generate([ids], params)
-        text = agent.renderer.assistant_content(gen.ids)
+        text = agent.renderer.assistant_content(gen.ids, gen.stopped)
         parsed = parse_react(text)
         return Proposal(text, parsed.thought, parsed.action, len(gen.ids), gen.stopped)
 

@@ -145,17 +145,12 @@ def messages_from_prompt(renderer: ChatRenderer, text: str) -> tuple[list[dict[s
 def assistant_text(renderer: ChatRenderer, content: str | None, tool_calls: Sequence[Any] | None,
                    tools: list[dict] | None = None) -> str:
     """The text the model writes for an assistant message: content, then the tool calls exactly as
-    the chat template renders them (what the env's shared parser reads), without EOS."""
+    the chat template renders them (what the env's shared parser reads), without the turn end."""
     if not tool_calls:
         return content or ""
     calls = [{"type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
              for c in tool_calls]
-    before = renderer.render(_PROBE, add_generation_prompt=True, tools=tools)
-    after = renderer.render(_PROBE + [{"role": "assistant", "content": content or "", "tool_calls": calls}],
-                            add_generation_prompt=False, tools=tools)
-    span = after[len(before):]
-    eos = renderer.tokenizer.eos_token
-    return span[: span.rfind(eos)] if eos and eos in span else span
+    return renderer.split_turn(_PROBE, {"role": "assistant", "content": content or "", "tool_calls": calls}, tools)[0]
 
 
 class OpenAIPolicy:
@@ -167,7 +162,8 @@ class OpenAIPolicy:
                  send_seed: bool = True):
         self.client, self.model, self.renderer = client, model, renderer
         self.concurrency, self.send_seed = max(1, concurrency), send_seed
-        self.eos_id = renderer.tokenizer.eos_token_id
+        end_id = renderer.turn_end[1]  # the stop token the template closes a turn with
+        self.eos_id = renderer.tokenizer.eos_token_id if end_id is None else end_id
 
     def generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                  messages: Sequence[list[dict]] | None = None,

@@ -1,6 +1,7 @@
 """Policies: the tiny offline Qwen3 model, SmolLM2-135M-Instruct, or any HF checkpoint.
 
-All of them speak the same ChatML template (``CHAT_TEMPLATE``) with ``<|im_end|>`` as eos.
+tiny and smollm2 speak the project's ChatML template (``CHAT_TEMPLATE``) with ``<|im_end|>`` as
+eos; an ``hf`` checkpoint keeps its own chat template (``rollout/chat.py`` works with any).
 """
 
 from resrl_agents.models.chat_template import CHAT_TEMPLATE

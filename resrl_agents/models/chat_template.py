@@ -1,6 +1,7 @@
-"""The one chat template of the project (ChatML with Qwen2.5-style tool calls).
+"""The project's chat template (ChatML with Qwen2.5-style tool calls): the template of the tiny
+model and SmolLM2, and the fallback of a checkpoint that has none (``model=hf`` keeps its own).
 
-Training, eval and serving render prompts with this same template (ARCHITECTURE invariant 5).
+Training, eval and serving render prompts with the policy's one template (ARCHITECTURE invariant 5).
 It is kept in ``chat_template.jinja`` so that it can be read and diffed as a template.
 
 Properties the rest of the code relies on (tested in ``tests/models/test_chat_template.py``):

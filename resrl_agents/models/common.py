@@ -11,6 +11,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from resrl_agents.models.chat_template import CHAT_TEMPLATE, ENDOFTEXT, IM_END
+from resrl_agents.rollout.chat import ChatRenderer
 
 _DTYPES = {
     "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
@@ -73,14 +74,28 @@ def ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
 
 def use_project_template(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
     """Install our ChatML template and make ``<|im_end|>`` the eos of tokenizer and generation."""
-    tokenizer.chat_template = CHAT_TEMPLATE
     im_end = tokenizer.convert_tokens_to_ids(IM_END)
     if im_end is None or im_end == tokenizer.unk_token_id:
-        raise ValueError(f"tokenizer has no {IM_END} token; it cannot use the ChatML template")
+        raise ValueError(f"tokenizer has no {IM_END} token, so it cannot use the project's ChatML template; "
+                         "give it a chat template of its own (chat_template in tokenizer_config.json)")
+    tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.eos_token = IM_END
     model.config.eos_token_id = im_end
     model.generation_config.eos_token_id = im_end
     sync_pad_id(model, tokenizer)
+
+
+def add_turn_end_stop(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Stop generation at every id of the model's ``generation_config`` (several eos ids, e.g.
+    Llama-3.1's ``<|end_of_text|>``, ``<|eom_id|>``, ``<|eot_id|>``) and at the template's
+    turn-end token, which older configs forget (Llama-3's ``<|eot_id|>``, Gemma's
+    ``<end_of_turn>``)."""
+    eos = model.generation_config.eos_token_id
+    eos = tokenizer.eos_token_id if eos is None else eos
+    ids = list(eos) if isinstance(eos, (list, tuple)) else [eos]
+    end_id = ChatRenderer(tokenizer).turn_end[1]
+    ids = [i for i in dict.fromkeys(ids + [end_id]) if i is not None]
+    model.generation_config.eos_token_id = ids[0] if len(ids) == 1 else ids
 
 
 def sync_pad_id(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:

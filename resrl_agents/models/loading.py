@@ -13,8 +13,8 @@ from transformers import (
 )
 
 from resrl_agents.config.schema import ModelConfig
-from resrl_agents.models.chat_template import CHAT_TEMPLATE
 from resrl_agents.models.common import (
+    add_turn_end_stop,
     ensure_pad_token,
     resolve_dtype,
     sync_pad_id,
@@ -40,8 +40,9 @@ def load_policy(
 
     ``cfg.path`` set with tiny / smollm2 means "resume from this checkpoint" and is loaded
     instead of the cache; our chat template is installed on both. With ``hf`` the checkpoint's
-    own chat template is kept when it has one. The model is returned in eval mode on ``device``;
-    the tokenizer pads on the right (its default) and always has a pad token.
+    own chat template is kept when it has one (ChatML otherwise), and generation stops at the
+    ids of its ``generation_config`` plus the template's turn-end token. The model is returned in
+    eval mode on ``device``; the tokenizer pads on the right (its default) and always has a pad token.
     """
     if cfg.name not in NAMES:
         raise ValueError(f"unknown model name {cfg.name!r}; expected one of {NAMES}")
@@ -58,7 +59,9 @@ def load_policy(
         use_project_template(model, tokenizer)
     elif tokenizer.chat_template is None:
         warnings.warn(f"{cfg.path} has no chat template; using the project's ChatML template")
-        tokenizer.chat_template = CHAT_TEMPLATE
+        use_project_template(model, tokenizer)
+    else:
+        add_turn_end_stop(model, tokenizer)
     sync_pad_id(model, tokenizer)
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

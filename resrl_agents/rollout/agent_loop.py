@@ -138,15 +138,20 @@ def _step(ep: _Episode, gen, content: str, result: Any, renderer: ChatRenderer, 
     if not (ep.terminated or ep.truncated) and len(ep.turns) >= ep.max_turns:
         ep.truncated = True  # the env forgot its own cap; never loop forever
     ep.done = ep.terminated or ep.truncated
-    history = list(ep.messages)
-    ep.messages += [{"role": "assistant", "content": content}]
+    history, turn = list(ep.messages), {"role": "assistant", "content": content}
+    ep.messages.append(turn)
+    end_id = renderer.turn_end[1]
+    if layout.kind == "full" and gen.stopped and end_id is not None and gen.ids[-1] != end_id:
+        # a stop id that is not the template's turn end (Llama's <|end_of_text|>, Gemma's <eos>) ends
+        # the text: no chat rendering continues after it, so neither does the episode
+        ep.done = ep.truncated = True
     if ep.done:
         return
     new = observation_messages(obs, info, ep.info)
     ep.messages += new
     if layout.kind == "full":
         ep.context_ids += list(ep.next_obs_ids) + list(gen.ids)
-        ep.next_obs_text = renderer.continuation(history, content, renderer.decode(gen.ids), new, ep.tools)
+        ep.next_obs_text = renderer.continuation(history, turn, gen.ids, gen.stopped, new, ep.tools)
         ep.next_obs_ids = renderer.encode(ep.next_obs_text)
         if len(ep.context_ids) + len(ep.next_obs_ids) + max_new > max_context:
             ep.done = ep.truncated = True  # context overflow is truncation
@@ -169,12 +174,14 @@ def rollout(envs: Sequence[Any] | EnvPool, seeds: Sequence[int], group_ids: Sequ
     resets = env_set.reset_many([(i, s, o) for i, (s, o) in enumerate(zip(seeds, options, strict=True))])
     eps = [_reset(i, env_set.max_turns[i], r, s, g, renderer, layout)
            for i, (r, s, g) in enumerate(zip(resets, seeds, group_ids, strict=True))]
+    if layout.kind == "full" and eps:  # a template that rewrites earlier turns fails here, not as drift
+        renderer.check_multiturn(eps[0].messages, eps[0].tools)
     turn = 0
     while live := [ep for ep in eps if not ep.done]:
         prompts = [_turn_prompt(ep, renderer, layout) for ep in live]
         params = SamplingParams(max_new_tokens, temperature, top_p, seed=seed * 1_000_003 + turn)
         gens = policy.generate(prompts, params)
-        contents = [renderer.assistant_content(g.ids) for g in gens]
+        contents = [renderer.assistant_content(g.ids, g.stopped) for g in gens]
         results = env_set.step_many([(ep.index, c) for ep, c in zip(live, contents)])  # in parallel in a pool
         for ep, gen, content, result in zip(live, gens, contents, results, strict=True):
             _step(ep, gen, content, result, renderer, layout, max_context_tokens, max_new_tokens)

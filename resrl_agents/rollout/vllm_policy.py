@@ -9,6 +9,7 @@ import os
 from typing import Any, Iterable, Sequence
 
 from resrl_agents.config.schema import ModelConfig
+from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, SamplingParams
 
 
@@ -117,7 +118,8 @@ class VLLMPolicy:
 def policy_eos_ids(mcfg: ModelConfig, path: str, tokenizer) -> list[int]:
     """The ids ``HFPolicy`` stops at for the model ``load_policy(mcfg)`` loads from ``path``:
     ``<|im_end|>`` for tiny / smollm2 (``use_project_template``), else the checkpoint's
-    ``generation_config.json`` ``eos_token_id`` (int or list), else the tokenizer's."""
+    ``generation_config.json`` ``eos_token_id`` (int or list), else the tokenizer's, plus the
+    chat template's turn-end token (``models.common.add_turn_end_stop``)."""
     from transformers import GenerationConfig
 
     from resrl_agents.models.chat_template import IM_END
@@ -130,7 +132,8 @@ def policy_eos_ids(mcfg: ModelConfig, path: str, tokenizer) -> list[int]:
         eos = None
     if eos is None:
         eos = tokenizer.eos_token_id
-    return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+    ids = (list(eos) if isinstance(eos, (list, tuple)) else [eos]) + [ChatRenderer(tokenizer).turn_end[1]]
+    return [i for i in dict.fromkeys(ids) if i is not None]
 
 
 def free_cuda() -> None:

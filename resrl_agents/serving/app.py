@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Callable
 
 from fastapi import FastAPI, Request
@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from resrl_agents.config.eval_schema import ServeAppConfig, ServeConfig
-from resrl_agents.rollout.chat import ChatRenderer
+from resrl_agents.rollout.chat import ChatRenderer, resolve_tool_format
 from resrl_agents.serving.batcher import Batcher, Overloaded, Sample, SteppingPolicy
 from resrl_agents.serving.protocol import (APIError, ChatRequest, CompletionRequest, NamedToolChoice,
                                            parse_completion_request, parse_request)
@@ -61,9 +61,12 @@ class Served:
     eos_ids: tuple[int, ...]
     cfg: ServeConfig
 
+
 def create_app(policy: SteppingPolicy, tokenizer: Any, *, name: str, cfg: ServeConfig, context_len: int) -> FastAPI:
     """The app serving ``policy`` as model ``name``. The batcher thread starts now and stops with
     the app's lifespan."""
+    if cfg.tool_format is None:
+        cfg = replace(cfg, tool_format=ChatRenderer(tokenizer).tool_format())
     batcher = Batcher(policy, max_batch_size=cfg.max_batch_size, max_wait_s=cfg.max_wait_ms / 1000,
                       max_pending=cfg.max_pending)
     srv = Served(name, context_len, batcher, tokenizer, ChatRenderer(tokenizer), TokenTexts(tokenizer),
@@ -212,7 +215,7 @@ async def chat(req: ChatRequest, srv: Served):
                  for i in range(len(rows))]
         return streaming(srv, rows, max_new, req, streams, shape, shape.chat_piece, len(ids), first)
     samples = await finished(submit(srv, rows, max_new, req))
-    choices = [build_choice(i, srv.renderer.assistant_content(g.ids), stopped=g.stopped, completion_tokens=len(g.ids),
+    choices = [build_choice(i, srv.renderer.assistant_content(g.ids, g.stopped), stopped=g.stopped, completion_tokens=len(g.ids),
                             stops=req.stops(), registry=registry, tool_choice=req.tool_choice, fmt=srv.cfg.tool_format)
                for i, g in enumerate(samples)]
     lps = [None if g.logprobs is None else {"content": srv.texts.chat(_reported(srv, g, req))} for g in samples]
@@ -245,7 +248,7 @@ async def complete_text(req: CompletionRequest, srv: Served):
     samples = await finished(submit(srv, rows, max_new, req))
     choices = []
     for i, g in enumerate(samples):
-        text, cut = apply_stop(srv.renderer.assistant_content(g.ids), req.stops())
+        text, cut = apply_stop(srv.renderer.assistant_content(g.ids, g.stopped), req.stops())
         lps = None if g.logprobs is None else srv.texts.legacy(_reported(srv, g, req))
         choices.append({"index": i, "text": text, "logprobs": lps,
                         "finish_reason": "stop" if g.stopped or cut else "length"})
@@ -358,8 +361,9 @@ def serve(cfg: ServeAppConfig) -> None:
         else torch.device(cfg.serve.device)
     model, tokenizer = load_policy(cfg.model, device=device)
     name = cfg.serve.model_name or cfg.model.path or cfg.model.name
-    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name, cfg=cfg.serve,
-                     context_len=int(model.config.max_position_embeddings))
+    fmt = cfg.serve.tool_format or resolve_tool_format(cfg.model.tool_format, ChatRenderer(tokenizer))
+    app = create_app(HFPolicy(model, tokenizer, device), tokenizer, name=name,
+                     cfg=replace(cfg.serve, tool_format=fmt), context_len=int(model.config.max_position_embeddings))
     print(f"serving model {name!r} at http://{cfg.serve.host}:{cfg.serve.port}/v1 "
           f"(set the name with serve.model_name=...)", flush=True)
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=cfg.serve.log_level)

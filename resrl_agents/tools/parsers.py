@@ -10,11 +10,17 @@ Formats:
   (OpenAI's wire format) are decoded.
 * ``json``: a JSON list of ``{"name", "arguments"}`` objects, or a single object (a Markdown
   fence around the whole text is dropped; text after the JSON becomes ``content``).
+* ``llama3_json`` (Llama-3.1/3.2/3.3 templates): the message is one JSON object
+  ``{"name": "f", "parameters": {...}}`` (``"arguments"`` read as an alias), optionally after
+  ``<|python_tag|>``; several objects may be separated by ``;``. Text after them is ``content``.
+* ``mistral`` (Mistral v3 templates): ``[TOOL_CALLS] [{"name": "f", "arguments": {...}, "id":
+  "abcdef123"}]``; text before the marker is ``content``.
 * ``pythonic`` (BFCL): ``[f(a=1), math.factorial(n=5)]``, brackets optional. Parsed with ``ast``
   only; argument values go through a whitelist walker over literal nodes (strings, numbers,
   booleans, None, lists, tuples, dicts; JSON's ``true/false/null`` too). Nothing is evaluated.
 * ``auto``: tries ``json`` if the text starts with ``[`` or ``{``, ``pythonic`` if it starts like
-  a call (``f(`` or ``[f(``), ``hermes`` if a ``<tool_call>`` tag occurs; keeps the first
+  a call (``f(`` or ``[f(``), ``hermes`` if a ``<tool_call>`` tag occurs, ``llama3_json`` if it
+  starts with ``{`` or ``<|python_tag|>``, ``mistral`` if ``[TOOL_CALLS]`` occurs; keeps the first
   error-free result with the most calls (else the one with most calls). No candidate: no calls.
 
 Parsing never raises on model output: malformed text yields ``errors`` (numbered by call,
@@ -35,8 +41,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Literal
 
-Format = Literal["hermes", "json", "pythonic", "auto"]
+Format = Literal["hermes", "json", "llama3_json", "mistral", "pythonic", "auto"]
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+PYTHON_TAG, TOOL_CALLS = "<|python_tag|>", "[TOOL_CALLS]"
 _DECODER = json.JSONDecoder()
 _FENCE = re.compile(r"^```[\w-]*[ \t]*\n?(.*?)\n?```$", re.DOTALL)
 _LOOKS_PYTHONIC = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
@@ -261,6 +268,13 @@ def _unfence(text: str) -> str:
 def _parse_json(text: str) -> ParseResult:
     s = _unfence(text)
     out = _Collector()
+    k = _json_values(s, out, _SEPARATORS)
+    return ParseResult(out.calls, s[k:].strip(), out.errors)
+
+
+def _json_values(s: str, out: _Collector, separators: str) -> int:
+    """Decode the JSON values at the start of ``s`` (separated by ``separators``) into ``out``;
+    return where they end."""
     k = 0
     while k < len(s) and s[k] in "[{":
         decoded = out.decode(s, k)
@@ -268,9 +282,28 @@ def _parse_json(text: str) -> ParseResult:
             break
         value, k = decoded
         out.add_json(value)
-        while k < len(s) and s[k] in _SEPARATORS:
+        while k < len(s) and s[k] in separators:
             k += 1
+    return k
+
+
+def _parse_llama3_json(text: str) -> ParseResult:
+    s = _unfence(text).removeprefix(PYTHON_TAG).lstrip()
+    out = _Collector()
+    k = _json_values(s, out, _SEPARATORS + ";")
     return ParseResult(out.calls, s[k:].strip(), out.errors)
+
+
+def _parse_mistral(text: str) -> ParseResult:
+    head, marker, body = text.partition(TOOL_CALLS)
+    if not marker:
+        return ParseResult([], text.strip(), [])
+    out = _Collector()
+    body = body.lstrip()
+    k = _json_values(body, out, _SEPARATORS)
+    if k == 0 and not out.errors:
+        out.errors.append(f"tool call 1: expected a JSON list after {TOOL_CALLS}")
+    return ParseResult(out.calls, (head + body[k:]).strip(), out.errors)
 
 
 # --------------------------------------------------------------------------- pythonic
@@ -378,6 +411,10 @@ def _parse_auto(text: str) -> ParseResult:
         candidates.append(_parse_pythonic(text))
     if OPEN in text or CLOSE in text:  # may also sit inside a JSON/pythonic string argument
         candidates.append(_parse_hermes(text))
+    if s.startswith(PYTHON_TAG) or s[:1] == "{":
+        candidates.append(_parse_llama3_json(text))
+    if TOOL_CALLS in text:
+        candidates.append(_parse_mistral(text))
     if not candidates:
         return ParseResult([], text.strip(), [])
     return min(candidates, key=lambda r: (bool(r.errors), -len(r.calls)))
@@ -386,6 +423,8 @@ def _parse_auto(text: str) -> ParseResult:
 _PARSERS: dict[str, Callable[[str], ParseResult]] = {
     "hermes": _parse_hermes,
     "json": _parse_json,
+    "llama3_json": _parse_llama3_json,
+    "mistral": _parse_mistral,
     "pythonic": _parse_pythonic,
     "auto": _parse_auto,
 }
@@ -397,7 +436,7 @@ _PARSERS: dict[str, Callable[[str], ParseResult]] = {
 def render_tool_calls(calls: Iterable[ToolCall], fmt: Format) -> str:
     """Text a model should write for ``calls``; ``parse_tool_calls(render(x), fmt)`` gives back
     ``x``. ``hermes`` is byte-identical to the Qwen2.5 chat template's tool-call rendering (plus
-    an ``"id"`` key when a call has one); ``pythonic`` cannot carry ids and drops them.
+    an ``"id"`` key when a call has one); ``pythonic`` and ``llama3_json`` cannot carry ids.
     """
     calls = list(calls)
     if fmt == "hermes":
@@ -405,9 +444,13 @@ def render_tool_calls(calls: Iterable[ToolCall], fmt: Format) -> str:
                          for c in calls)
     if fmt == "json":
         return json.dumps([_call_obj(c) for c in calls], ensure_ascii=False)
+    if fmt == "llama3_json":
+        return "; ".join(json.dumps({"name": c.name, "parameters": c.arguments}, ensure_ascii=False) for c in calls)
+    if fmt == "mistral":
+        return f"{TOOL_CALLS} " + json.dumps([_call_obj(c) for c in calls], ensure_ascii=False)
     if fmt == "pythonic":
         return "[" + ", ".join(_render_pythonic(c) for c in calls) + "]"
-    raise ValueError(f"cannot render tool calls as {fmt!r}; use hermes, json or pythonic")
+    raise ValueError(f"cannot render tool calls as {fmt!r}; use hermes, json, llama3_json, mistral or pythonic")
 
 
 def _call_obj(c: ToolCall) -> dict[str, Any]:

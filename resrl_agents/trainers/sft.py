@@ -17,6 +17,7 @@ import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import SFTConfig
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import first_messages, observation_messages, user_text
+from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.metrics import MetricsLogger
@@ -60,13 +61,26 @@ def read_conversations(path: str) -> list[Conversation]:
 
 
 def tokenize_conversation(tokenizer, messages: list[dict], tools: list[dict] | None = None) -> tuple[list[int], list[int]]:
-    """(ids, mask) with mask 1 on assistant tokens, from the template's ``{% generation %}`` spans."""
-    out = tokenizer.apply_chat_template(messages, tools=tools or None, tokenize=True, return_dict=True,
-                                        return_assistant_tokens_mask=True)
-    mask = out["assistant_masks"]
-    if not any(mask):
-        raise ValueError("the chat template marks no assistant tokens (it needs {% generation %} blocks)")
-    return list(out["input_ids"]), list(mask)
+    """(ids, mask) laid out as a ``full``-history rollout lays out its sequence, with any chat
+    template: the prompt, then per assistant turn the text the model writes (content and tool calls
+    as the template renders them) and the template's turn-end token (mask 1), then the template's
+    continuation up to the next assistant turn (mask 0)."""
+    renderer = ChatRenderer(tokenizer)
+    end_id = renderer.turn_end[1]
+    turns = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+    if not turns:
+        raise ValueError("a conversation has no assistant message to learn from")
+    ids = renderer.encode(renderer.render(messages[: turns[0]], add_generation_prompt=True, tools=tools))
+    mask = [0] * len(ids)
+    for a, nxt in zip(turns, turns[1:] + [None]):
+        action = renderer.encode(renderer.split_turn(messages[:a], messages[a], tools)[0])
+        action += [end_id] if end_id is not None else []
+        ids, mask = ids + action, mask + [1] * len(action)
+        if nxt is not None:
+            context = renderer.encode(renderer.continuation(messages[:a], messages[a], action, True,
+                                                            messages[a + 1: nxt], tools))
+            ids, mask = ids + context, mask + [0] * len(context)
+    return ids, mask
 
 
 def sft_loss(model, ids: torch.Tensor, attn: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,19 @@ def test_serve_config_maps_onto_vllm_flags(monkeypatch):
         ServeAppConfig(backend="vlm")
 
 
+def test_an_hf_model_is_served_with_its_own_template_and_tool_parser(tmp_path):
+    """model=hf: vLLM uses the checkpoint's chat template and the parser of the format it writes."""
+    from chat_families import build_family
+
+    path = build_family("llama3", tmp_path / "llama3")
+    argv, _ = serve_vllm_command(ServeAppConfig(model=ModelConfig(name="hf", path=str(path)), backend="vllm"))
+    flags = " ".join(argv)
+    assert "--chat-template" not in flags and "--tool-call-parser llama3_json" in flags
+    argv, _ = serve_vllm_command(ServeAppConfig(model=ModelConfig(name="hf", path=str(path), tool_format="hermes"),
+                                                backend="vllm"))
+    assert "--tool-call-parser hermes" in " ".join(argv)
+
+
 @needs_vllm
 def test_vllm_cli_accepts_the_command_line():
     """vLLM's own ``serve`` parser and pre-load validation take every flag we pass."""

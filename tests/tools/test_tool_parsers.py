@@ -94,6 +94,30 @@ def test_json_list_single_object_fence_and_trailing_text() -> None:
 # --------------------------------------------------------------------------- pythonic
 
 
+def test_llama3_json_calls() -> None:
+    """Llama-3.1's custom-tool calls: one JSON object with "parameters", maybe after <|python_tag|>,
+    several separated by ";"."""
+    one = parse_tool_calls('{"name": "get_weather", "parameters": {"city": "Paris"}}', "llama3_json")
+    assert one == ParseResult([ToolCall("get_weather", {"city": "Paris"})], "", [])
+    two = parse_tool_calls('<|python_tag|>{"name": "a", "parameters": {}}; {"name": "b", "parameters": {"x": 1}} ok',
+                           "llama3_json")
+    assert two == ParseResult([ToolCall("a", {}), ToolCall("b", {"x": 1})], "ok", [])
+    assert parse_tool_calls("The weather is fine.", "llama3_json") == ParseResult([], "The weather is fine.", [])
+    bad = parse_tool_calls('{"name": "a", "parameters": {"x": }', "llama3_json")
+    assert not bad.calls and bad.errors[0].startswith("tool call 1: invalid JSON at line 1 col 35: Expecting value")
+
+
+def test_mistral_calls() -> None:
+    """Mistral v3: [TOOL_CALLS] then a JSON list of {"name", "arguments", "id"}."""
+    text = 'Let me check. [TOOL_CALLS] [{"name": "get_weather", "arguments": {"city": "Paris"}, "id": "abcdef123"}]'
+    assert parse_tool_calls(text, "mistral") == ParseResult(
+        [ToolCall("get_weather", {"city": "Paris"}, "abcdef123")], "Let me check.", [])
+    assert parse_tool_calls("no calls", "mistral") == ParseResult([], "no calls", [])
+    assert parse_tool_calls("[TOOL_CALLS] get_weather", "mistral").errors == [
+        "tool call 1: expected a JSON list after [TOOL_CALLS]"]
+    assert parse_tool_calls(text, "auto").calls == parse_tool_calls(text, "mistral").calls
+
+
 def test_pythonic_forms() -> None:
     expected = [ToolCall("f", {"a": 1, "b": "x"}), ToolCall("math.factorial", {"n": 5})]
     for text in ('[f(a=1, b="x"), math.factorial(n=5)]', "f(a=1, b='x'), math.factorial(n=5)",
@@ -193,7 +217,9 @@ JSON_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
 
 def calls_for(fmt: str) -> st.SearchStrategy[list[ToolCall]]:
     """Calls every renderer of ``fmt`` can write: pythonic needs identifiers and has no ids."""
-    if fmt == "pythonic":
+    if fmt == "llama3_json":
+        name, args, ids = _JSON_NAME, st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=4), st.none()
+    elif fmt == "pythonic":
         name = st.lists(_IDENT, min_size=1, max_size=3).map(".".join)
         args = st.dictionaries(_IDENT, JSON_VALUES, max_size=4)
         ids = st.none()
@@ -208,7 +234,7 @@ def _same(a: list[ToolCall], b: list[ToolCall]) -> bool:
     return repr(a) == repr(b)
 
 
-@pytest.mark.parametrize("fmt", ["hermes", "json", "pythonic"])
+@pytest.mark.parametrize("fmt", ["hermes", "json", "llama3_json", "mistral", "pythonic"])
 def test_round_trip(fmt: str) -> None:
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(calls_for(fmt))
