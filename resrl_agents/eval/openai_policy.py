@@ -25,19 +25,13 @@ from typing import Any, Sequence
 
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, SamplingParams
+from resrl_agents.rollout.seeding import row_seed
 from resrl_agents.tools.parsers import parse_tool_calls
 
 _BLOCK = re.compile(r"<\|im_start\|>(system|user|assistant)\n(.*?)<\|im_end\|>\n", re.DOTALL)
 _TOOL_RESPONSE = re.compile(r"\n<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
 _TOOLS = re.compile(r"<tools>\n(.*?)\n</tools>", re.DOTALL)
 _PROBE = [{"role": "user", "content": "x"}]
-_ROW_SEED_STRIDE = 1_000_000_007
-
-
-def row_seed(seed: int, row: int) -> int:
-    """Seed of row ``row`` of a batch sampled with ``seed``. Row 0 keeps ``seed`` (so a one-episode
-    run matches the local backend); rows differ so identical prompts get independent samples."""
-    return seed + row * _ROW_SEED_STRIDE
 
 
 def generation_prompt(renderer: ChatRenderer) -> str:
