@@ -11,6 +11,7 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.config.schema import EnvConfig, ModelConfig, register_configs
 
 
@@ -55,6 +56,13 @@ class EvalConfig:
     plots: bool = True  # write pass_at_k.png and family_success.png
     mode: str = "report"  # report (the above) | interactive (terminal play, eval/interactive_ui.py; policy=human)
 
+    def __post_init__(self) -> None:
+        if self.mode not in ("report", "interactive"):
+            raise ConfigError(f"mode={self.mode}: use mode=report or mode=interactive")
+        for key in ("n", "num_tasks", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)}: must be at least 1")
+
 
 @dataclass
 class ServeConfig:
@@ -74,6 +82,10 @@ class ServeConfig:
     log_level: str = "info"  # uvicorn log level
     vllm_args: list[str] = field(default_factory=list)  # backend=vllm: extra `vllm serve` flags, as given
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port={self.port}: a TCP port is 1-65535 (0 = any free port)")
+
 
 SERVE_BACKENDS = ("hf", "vllm")
 
@@ -86,7 +98,7 @@ class ServeAppConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in SERVE_BACKENDS:
-            raise ValueError(f"unknown serve backend {self.backend!r}; expected one of {SERVE_BACKENDS}")
+            raise ConfigError(f"backend={self.backend}: the serve backends are {', '.join(SERVE_BACKENDS)}")
 
 
 def register_eval_configs() -> None:

@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from resrl_agents.config.errors import ConfigError
+
 
 @dataclass
 class EnvConfig:
@@ -119,6 +121,10 @@ class TrainerConfig:
     wandb: bool = False  # log to Weights & Biases (needs the wandb extra)
     progress: bool = True  # rich progress bar
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"trainer.steps={self.steps}: a run trains for at least 1 step")
 
 
 @dataclass

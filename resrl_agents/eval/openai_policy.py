@@ -26,6 +26,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+import openai
+
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, SamplingParams
 from resrl_agents.rollout.seeding import row_seed
@@ -185,8 +188,22 @@ class OpenAIPolicy:
             kwargs["tools"] = tools
         if self.send_seed:
             kwargs["seed"] = seed
-        choice = self.client.chat.completions.create(**kwargs).choices[0]
+        try:
+            choice = self.client.chat.completions.create(**kwargs).choices[0]
+        except openai.NotFoundError as e:
+            raise ConfigError(f"policy.model={self.model}: {self.client.base_url} answered 404 ({e.message}); "
+                              f"it serves {self._served()}. Check policy.model and policy.base_url") from e
+        except openai.APIConnectionError as e:
+            raise ConfigError(f"policy.base_url={self.client.base_url}: no connection ({e.message}); "
+                              "is the server up?") from e
         text = assistant_text(self.renderer, choice.message.content, choice.message.tool_calls, tools)
         stopped = choice.finish_reason in ("stop", "tool_calls")
         ids = tuple(self.renderer.encode(text)) + ((self.eos_id,) if stopped else ())
         return Generation(ids, (0.0,) * len(ids), stopped)
+
+    def _served(self) -> list[str] | str:
+        """The model ids the endpoint lists, for an error message."""
+        try:
+            return [m.id for m in self.client.models.list()]
+        except openai.OpenAIError:
+            return "no model list (GET /models failed)"

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
-
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.config.schema import EnvConfig
@@ -23,7 +21,7 @@ from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.policies import LoadedPolicy, make_policy, resolve_device
 from resrl_agents.eval.report import RunResult, build_report, write_report
 from resrl_agents.rollout.agent_loop import rollout
-from resrl_agents.rollout.env_pool import EnvPool, close_envs
+from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs as make_env_copies
 from resrl_agents.rollout.types import Trajectory
 
 log = logging.getLogger(__name__)
@@ -35,11 +33,7 @@ def make_envs(env_cfg: EnvConfig, count: int, workers: int = 0) -> list[Any] | E
     first one's heavy resources through ``shared_kwargs`` (one verifier for all). With ``workers``
     > 0 they live in that many processes and step in parallel (an :class:`EnvPool`)."""
     kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
-    if workers > 0:
-        return EnvPool(env_cfg.id, kwargs, count, workers)
-    first = gym.make(env_cfg.id, **kwargs)
-    shared = first.unwrapped.shared_kwargs()
-    return [first] + [gym.make(env_cfg.id, **kwargs, **shared) for _ in range(count - 1)]
+    return EnvPool(env_cfg.id, kwargs, count, workers) if workers > 0 else make_env_copies(env_cfg.id, kwargs, count)
 
 
 def task_seeds(cfg: EvalConfig) -> list[int]:
@@ -95,8 +89,6 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every run of ``run_labels(cfg)``; write and return the report."""
     import torch
 
-    if cfg.n < 1 or cfg.batch_size < 1:
-        raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     out_dir = Path(cfg.output_dir)

@@ -13,14 +13,13 @@ import random
 import time
 from collections import defaultdict
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
-from resrl_agents.rollout.env_pool import EnvPool, close_envs
+from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
@@ -266,13 +265,6 @@ class RLRecipe:
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()
-
-
-def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
-    """``n`` copies of an env; copies share the first one's heavy resources (``shared_kwargs``)."""
-    first = gym.make(env_id, **kwargs)
-    shared = first.unwrapped.shared_kwargs()
-    return [first] + [gym.make(env_id, **kwargs, **shared) for _ in range(n - 1)]
 
 
 def episode_record(t: Trajectory) -> dict:
