@@ -12,9 +12,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import gymnasium as gym
+import pytest
 from rich.console import Console
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
@@ -149,3 +154,54 @@ def test_play_ui_survives_the_endpoint_going_down(tiny, tiny_cfg, tmp_path):
     data = json.loads(path.read_text())
     assert [t["actor"] for t in data["turns"]] == ["agent", "human"] and ui.saved == [path]
     assert "HTTP Request" not in log.getvalue() + shown
+
+
+# ------------------------------------------------------------------------------------ CLI errors
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli_model_cache")
+
+
+def cli(module: str, *overrides: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
+    cmd = [sys.executable, "-m", module, f"model.cache_dir={cache}", *overrides]
+    if module.endswith("train"):
+        cmd += ["trainer.num_threads=1", "trainer.progress=false", f"trainer.output_dir={cwd / 'run'}"]
+    elif module.endswith("eval"):
+        cmd += [f"output_dir={cwd / 'eval'}", "num_tasks=1", "n=1", "plots=false", "num_threads=1"]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def assert_short_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert len(lines) <= 6, proc.stderr
+    assert lines[-1].startswith("error: ") and all(n in proc.stderr for n in needles), proc.stderr
+
+
+@pytest.mark.parametrize("module, overrides, needles", [
+    ("resrl_agents.train", ["+trainer.step=1"], ["trainer.step is not a config key", "did you mean trainer.steps?"]),
+    ("resrl_agents.train", ["trainer.steps=-1"], ["trainer.steps=-1: a run trains for at least 1 step"]),
+    ("resrl_agents.train", ["model.path=/nonexistent"], ["model.path=/nonexistent: folder does not exist"]),
+    ("resrl_agents.eval", ["model.path=/nonexistent"], ["model.path=/nonexistent: folder does not exist"]),
+    ("resrl_agents.train", ["env=tools", "env.kwargs.tools=[nope]"],
+     ["env.kwargs", "tools=['nope']: 'nope' does not import (No module named 'nope')"]),
+    ("resrl_agents.serve", ["serve.port=99999"], ["serve.port=99999: a TCP port is 1-65535"]),
+], ids=["plus-key", "steps", "train-path", "eval-path", "tools", "port"])
+def test_cli_mistakes_get_a_short_message_naming_the_key(module, overrides, needles, tmp_path, model_cache):
+    assert_short_error(cli(module, *overrides, cwd=tmp_path, cache=model_cache), *needles)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # nothing ran
+
+
+def test_cli_wrong_served_model_name(tiny, tmp_path, model_cache):
+    """A 404 from the endpoint names policy.model and lists what the server serves."""
+    model, tok = tiny
+    app = create_app(HFPolicy(model, tok), tok, name="tiny", cfg=ServeConfig(), context_len=4096)
+    with BackgroundServer(app) as base_url:
+        proc = cli("resrl_agents.eval", "policy=openai", f"policy.base_url={base_url}", "policy.model=nope",
+                   cwd=tmp_path, cache=model_cache)
+    assert_short_error(proc, "policy.model=nope", "404", "it serves ['tiny']")
