@@ -51,7 +51,7 @@ class EvalConfig:
     env_workers: int = 0  # envs in this many worker processes, stepped in parallel (0 = in-process)
     device: str = "auto"  # auto | cpu | cuda
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)
-    output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots
+    output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots (eval.yaml: a new timestamped folder); a folder with a report is refused
     save_episodes: bool = True  # write every episode's actions and rewards as jsonl
     plots: bool = True  # write pass_at_k.png and family_success.png
     mode: str = "report"  # report (the above) | interactive (terminal play, eval/interactive_ui.py; policy=human)

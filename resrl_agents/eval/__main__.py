@@ -20,7 +20,7 @@ def main(cfg: EvalConfig) -> None:
         run_interactive(cfg)
         return
     report = run_eval(cfg)
-    print(format_summary(report))
+    print(format_summary(report, cfg.output_dir))
 
 
 if __name__ == "__main__":

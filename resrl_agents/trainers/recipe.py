@@ -30,7 +30,7 @@ from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
 from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
-from resrl_agents.trainers.metrics import MetricsLogger
+from resrl_agents.trainers.metrics import MetricsLogger, sample_records
 from resrl_agents.trainers.resrl import GroupStats
 from resrl_agents.trainers.update import ppo_update
 
@@ -116,7 +116,8 @@ class RLRecipe:
             self.update_rng.set_state(state["update_rng"])
             ckpt.set_rng_state(state["rng"])
             self.start_step = state["step"]
-        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb) if self.rank == 0 else None
+        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb,
+                                    resume_step=self.start_step if resume_from else None) if self.rank == 0 else None
 
     # ------------------------------------------------------------------ rollout helpers
     def _rollout_round(self, step: int, round_: int) -> list[Trajectory]:
@@ -178,6 +179,7 @@ class RLRecipe:
 
         # 1. rollout: G episodes per task from the same seed, exact token ids kept
         trajs, seen, rounds = self._collect(step)
+        self.samples = sample_records(seen)  # written as text next to the metrics (samples.jsonl)
         metrics = {"rollout/rounds": float(rounds), "rollout/groups_trained": float(len({x.group_id for x in trajs})),
                    "perf/rollout_s": time.perf_counter() - tic}
         if Layout.parse(cfg.rollout.history).kind == "full" and cfg.rollout.drift_check_frac > 0:
@@ -249,6 +251,7 @@ class RLRecipe:
                 m = self.train_step(step)
                 if self.logger is not None:
                     self.logger.log(step + 1, m)
+                    self.logger.log_samples(step + 1, self.samples)
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
                 if (step + 1) % t.save_every == 0 or step + 1 == t.steps:
                     self.save(step + 1)
@@ -270,7 +273,9 @@ class RLRecipe:
 def episode_record(t: Trajectory) -> dict:
     """What ``rollout_metrics`` needs of an episode (small enough to gather from every rank)."""
     return {"reward": t.reward, "won": t.won, "turns": len(t.turns), "invalid": sum(tt.invalid for tt in t.turns),
-            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family}
+            "response_len": t.response_length, "truncated": t.cut, "error": bool(t.error), "family": t.family,
+            "group": t.group_id, "clipped": sum(tt.clipped for tt in t.turns),
+            "completion_lens": [len(tt.action_ids) for tt in t.turns]}
 
 
 def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
@@ -287,11 +292,27 @@ def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
            "rollout/invalid_rate": sum(e["invalid"] for e in episodes) / max(turns, 1),
            "rollout/truncated": mean("truncated"),
            "rollout/env_errors": float(sum(e["error"] for e in episodes))}
+    out |= completion_metrics(episodes)
     fam: dict[str, list[bool]] = defaultdict(list)
     for e in episodes:
         if e["family"]:
             fam[e["family"]].append(e["won"])
     return out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
+
+
+def completion_metrics(episodes: list[dict]) -> dict[str, float]:
+    """Per-completion (one generate call = one turn) lengths and cap hits, and the share of
+    groups whose rewards are all equal (no learning signal under group-relative advantages)."""
+    lens = [n for e in episodes for n in e["completion_lens"]]
+    groups: dict[int, set[float]] = defaultdict(set)
+    for e in episodes:
+        groups[e["group"]].add(e["reward"])
+    out = {"rollout/zero_spread_groups": sum(len(r) == 1 for r in groups.values()) / len(groups)}
+    if lens:
+        out |= {"rollout/clipped_frac": sum(e["clipped"] for e in episodes) / len(lens),
+                "rollout/completion_len_mean": sum(lens) / len(lens),
+                "rollout/completion_len_min": float(min(lens)), "rollout/completion_len_max": float(max(lens))}
+    return out
 
 
 SUMMED = ("rollout/groups_trained", "perf/trained_tokens", "resrl/degenerate_groups", "resrl/fallback_")

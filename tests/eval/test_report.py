@@ -12,7 +12,7 @@ from resrl_agents.eval.report import FAMILY_PNG, PASS_AT_K_PNG, REPORT_JSON, RUN
     format_summary, write_report
 from resrl_agents.rollout.types import Trajectory, Turn
 
-TOP_KEYS = {"version", "created", "env", "settings", "policy", "model", "plots", "runs"}
+TOP_KEYS = {"version", "created", "env", "settings", "policy", "model", "plots", "notes", "runs"}
 FAMILY_KEYS = {"tasks", "episodes", "success", "score", "episode_len", "pass_at_k"}
 TASK_KEYS = {"task_id", "seed", "family", "n", "successes", "mean_score"}
 
