@@ -158,6 +158,10 @@ class SFTTrainerConfig:
     progress: bool = True  # rich progress bar
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)  # each rank takes batch_size / ranks rows
 
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"trainer.steps={self.steps}: give a number of steps, or 0 to run trainer.epochs epochs")
+
 
 @dataclass
 class SFTConfig:
