@@ -6,9 +6,9 @@ key out of the process list)."""
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
 
-from resrl_agents.config.eval_schema import register_eval_configs
+from resrl_agents.config.cli import user_errors
+from resrl_agents.config.eval_schema import ServeAppConfig, register_eval_configs
 from resrl_agents.serving.app import serve
 from resrl_agents.serving.vllm_server import serve_vllm
 
@@ -27,8 +27,8 @@ def api_key_flag(argv: list[str]) -> list[str]:
 
 
 @hydra.main(version_base="1.3", config_path="config", config_name="serve")
-def main(cfg: DictConfig) -> None:
-    app = OmegaConf.to_object(cfg)
+@user_errors
+def main(app: ServeAppConfig) -> None:
     (serve_vllm if app.backend == "vllm" else serve)(app)
 
 

@@ -11,6 +11,7 @@ from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.config.schema import EnvConfig, ModelConfig, register_configs
 
 
@@ -23,7 +24,7 @@ class PolicyConfig:
     timeout_s: float = 600.0  # openai: per-request timeout
     max_retries: int = 2  # openai: client retries on connection errors / 429 / 5xx
     concurrency: int = 16  # openai: requests in flight at once
-    send_seed: bool = True  # openai: send a per-episode seed (reproducible; the server batches less)
+    send_seed: bool = False  # openai: send a per-episode seed (reproducible, but seeded requests are not batched together: ~2x slower)
     gpu_memory_utilization: float = 0.85  # vllm: fraction of GPU memory for weights + KV cache
     tensor_parallel_size: int = 1  # vllm: GPUs per model
     max_model_len: Optional[int] = None  # vllm: prompt + generation cap (null = the model's context)
@@ -50,10 +51,17 @@ class EvalConfig:
     env_workers: int = 0  # envs in this many worker processes, stepped in parallel (0 = in-process)
     device: str = "auto"  # auto | cpu | cuda
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)
-    output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots
+    output_dir: str = "runs/eval"  # report.json, episodes_<run>.jsonl and plots (eval.yaml: a new timestamped folder); a folder with a report is refused
     save_episodes: bool = True  # write every episode's actions and rewards as jsonl
     plots: bool = True  # write pass_at_k.png and family_success.png
     mode: str = "report"  # report (the above) | interactive (terminal play, eval/interactive_ui.py; policy=human)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("report", "interactive"):
+            raise ConfigError(f"mode={self.mode}: use mode=report or mode=interactive")
+        for key in ("n", "num_tasks", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)}: must be at least 1")
 
 
 @dataclass
@@ -74,6 +82,10 @@ class ServeConfig:
     log_level: str = "info"  # uvicorn log level
     vllm_args: list[str] = field(default_factory=list)  # backend=vllm: extra `vllm serve` flags, as given
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port={self.port}: a TCP port is 1-65535 (0 = any free port)")
+
 
 SERVE_BACKENDS = ("hf", "vllm")
 
@@ -86,7 +98,7 @@ class ServeAppConfig:
 
     def __post_init__(self) -> None:
         if self.backend not in SERVE_BACKENDS:
-            raise ValueError(f"unknown serve backend {self.backend!r}; expected one of {SERVE_BACKENDS}")
+            raise ConfigError(f"backend={self.backend}: the serve backends are {', '.join(SERVE_BACKENDS)}")
 
 
 def register_eval_configs() -> None:

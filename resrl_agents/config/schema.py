@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from resrl_agents.config.errors import ConfigError
+
 
 @dataclass
 class EnvConfig:
@@ -136,6 +138,10 @@ class TrainerConfig:
     progress: bool = True  # rich progress bar
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
 
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ConfigError(f"trainer.steps={self.steps}: a run trains for at least 1 step")
+
 
 @dataclass
 class TrainConfig:
@@ -167,6 +173,10 @@ class SFTTrainerConfig:
     tensorboard: bool = True  # write TensorBoard event files
     progress: bool = True  # rich progress bar
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)  # each rank takes batch_size / ranks rows
+
+    def __post_init__(self) -> None:
+        if self.steps < 0:
+            raise ConfigError(f"trainer.steps={self.steps}: give a number of steps, or 0 to run trainer.epochs epochs")
 
 
 @dataclass

@@ -3,9 +3,9 @@ or ``policy=openai policy.base_url=URL policy.model=NAME``); writes ``output_dir
 ``mode=interactive`` plays episodes in the terminal instead (as ``python -m resrl_agents.play``)."""
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
 
-from resrl_agents.config.eval_schema import register_eval_configs
+from resrl_agents.config.cli import user_errors
+from resrl_agents.config.eval_schema import EvalConfig, register_eval_configs
 from resrl_agents.eval.interactive_ui import run_interactive
 from resrl_agents.eval.report import format_summary
 from resrl_agents.eval.runner import run_eval
@@ -14,14 +14,13 @@ register_eval_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../config", config_name="eval")
-def main(cfg: DictConfig) -> None:
-    if cfg.mode not in ("report", "interactive"):
-        raise ValueError(f"mode must be report or interactive, got {cfg.mode!r}")
+@user_errors
+def main(cfg: EvalConfig) -> None:
     if cfg.mode == "interactive":
-        run_interactive(OmegaConf.to_object(cfg))
+        run_interactive(cfg)
         return
-    report = run_eval(OmegaConf.to_object(cfg))
-    print(format_summary(report))
+    report = run_eval(cfg)
+    print(format_summary(report, cfg.output_dir))
 
 
 if __name__ == "__main__":

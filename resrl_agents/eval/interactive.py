@@ -239,9 +239,12 @@ class InteractiveSession:
 
     def take_typed(self, typed: str) -> TurnRecord:
         """A person's turn: ``typed`` is a command (``go to desk 1``, wrapped for ReAct envs), the
-        number of an admissible action (1-based), or a whole answer."""
+        number of an admissible action (1-based), or a whole answer. A number that is not an
+        action's is a ValueError (the env is not stepped)."""
         acts, key = self.admissible_actions, typed.strip()
-        if key.isdigit() and acts and 1 <= int(key) <= len(acts):
+        if key.isdigit() and acts:
+            if not 1 <= int(key) <= len(acts):
+                raise ValueError(f"no action number {key}: the admissible actions are numbered 1-{len(acts)}")
             key = acts[int(key) - 1]
         return self.take(human_answer(key, self.react), HUMAN, typed=typed.strip())
 

@@ -3,22 +3,26 @@
 It reads one command per line from ``stdin`` and draws with ``rich`` on ``console``; both are
 injectable, so a test drives it with scripted input. The episode logic is
 :class:`resrl_agents.eval.interactive.InteractiveSession`; this module only shows it and reads
-commands.
+commands. A command that fails (a bad argument, an unwritable path, the endpoint going down) is
+reported in one line and the episode stays as it was: nothing typed ends the session but ``q``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import sys
 import time
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Iterator, Sequence, TextIO
 
 from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.eval.interactive import HUMAN, Agent, EpisodeOver, InteractiveSession, TurnRecord
 
@@ -33,6 +37,8 @@ HELP = """\
   q             quit
   ?             this help
 With policy=human any line that is not a command is your action."""
+QUIET_LOGGERS = ("httpx", "httpx2", "openai")  # the openai client's HTTP layer logs every request at INFO
+KEYS = "s/Enter agent turn · a TEXT your turn · r run to the end · n new task · w save · p prompt · ? help · q quit"
 
 
 # ---------------------------------------------------------------------- rendering (pure)
@@ -104,6 +110,7 @@ class PlayUI:
     def run(self) -> None:
         """Reset to the first task, then read and run commands until ``q`` or end of input."""
         self.new_task(self.seeds[0])
+        self.console.print(Text(KEYS, style="dim"))
         while (line := self.read("> ")) is not None:
             word, _, arg = line.strip().partition(" ")
             if word in ("q", "quit", "exit"):
@@ -116,10 +123,12 @@ class PlayUI:
                 continue
             try:
                 command(arg.strip())
-            except EpisodeOver as e:
+            except (EpisodeOver, ValueError) as e:  # a refused command or a config mistake: its message says why
                 self.console.print(Text(str(e), style="red"))
             except KeyboardInterrupt:
                 self.console.print(Text("interrupted", style="red"))
+            except Exception as e:  # noqa: BLE001  (a failed command never ends the session or the episode)
+                self.console.print(Text(f"error: {type(e).__name__}: {e}", style="red"))
 
     def read(self, prompt: str) -> str | None:
         """One line (None at end of input or Ctrl-C). A terminal gets ``input()``'s line editing;
@@ -156,21 +165,36 @@ class PlayUI:
     def show_turn(self, rec: TurnRecord) -> None:
         self.console.print(turn_panel(rec))
 
+    @contextlib.contextmanager
+    def generating(self) -> Iterator[None]:
+        """A spinner on a terminal (a line otherwise) while the agent writes its answer."""
+        if self.console.is_terminal:
+            with self.console.status("generating…"):
+                yield
+        else:
+            self.console.print(Text("generating…", style="dim"))
+            yield
+
+    def agent_turn(self) -> None:
+        with self.generating():
+            rec = self.session.step()
+        self.show_turn(rec)
+
     def cmd_step(self, arg: str) -> None:
         if self.session.agent is None:
             self.console.print(Text("policy=human: type an action (or a TEXT); ? for help", style="yellow"))
             return
-        self.show_turn(self.session.step())
+        self.agent_turn()
         self.show_actions()
 
     def cmd_run(self, arg: str) -> None:
         if self.session.agent is None:
             self.console.print(Text("policy=human has no agent to run", style="yellow"))
             return
-        limit = int(arg) if arg.isdigit() else None
+        limit = _count(arg, "r [N]: N, the most turns to run, is a whole number") if arg else None
         taken = 0
         while not self.session.done and (limit is None or taken < limit):
-            self.show_turn(self.session.step())
+            self.agent_turn()
             taken += 1
         self.show_actions()
 
@@ -191,12 +215,15 @@ class PlayUI:
             self.cmd_act(typed)
 
     def cmd_new(self, arg: str) -> None:
-        seed = int(arg) if arg.lstrip("-").isdigit() else self.seeds[self.episodes % len(self.seeds)]
-        self.new_task(seed)
+        seed = _count(arg, "n [SEED]: SEED, a task seed, is a whole number >= 0") if arg else None
+        self.new_task(self.seeds[self.episodes % len(self.seeds)] if seed is None else seed)
 
     def cmd_save(self, arg: str) -> None:
-        path = Path(arg) if arg else self.default_path()
-        self.saved.append(self.session.save(path))
+        path = Path(arg).expanduser() if arg else self.default_path()
+        try:
+            self.saved.append(self.session.save(path))
+        except OSError as e:
+            raise ValueError(f"cannot write {path}: {e.strerror or e}; try w with another path") from e
         self.console.print(Text(f"saved {path}", style="green"))
 
     def cmd_prompt(self, arg: str) -> None:
@@ -214,6 +241,13 @@ class PlayUI:
         return self.out_dir / f"{task or 'task'}_seed{self.session.state.seed}_{time.strftime('%Y%m%d-%H%M%S')}.json"
 
 
+def _count(arg: str, usage: str) -> int:
+    """``arg`` as a whole number >= 0, else a ValueError with ``usage``."""
+    if not arg.isdigit():
+        raise ValueError(f"{usage}, got {arg!r}")
+    return int(arg)
+
+
 def _isatty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -228,7 +262,9 @@ def run_interactive(cfg: EvalConfig, *, stdin: TextIO | None = None, console: Co
     from resrl_agents.eval.runner import make_envs, run_labels, task_seeds
 
     if len(cfg.checkpoints) > 1:
-        raise ValueError("interactive play runs one policy: give model.path or a single checkpoint")
+        raise ConfigError("checkpoints: interactive play runs one policy; give model.path or a single checkpoint")
+    for name in QUIET_LOGGERS:  # no "HTTP Request: POST ..." line per turn on the screen
+        logging.getLogger(name).setLevel(logging.WARNING)
     human = cfg.policy.backend == HUMAN
     loaded, agent, label = None, None, HUMAN
     if not human:

@@ -7,6 +7,10 @@ Notation: a task is sampled n times and c of the samples succeed.
 * Pass@k = mean over tasks of 1 - C(n - c, k) / C(n, k): the probability that at least one of k
   samples drawn without replacement from the n succeeds (Chen et al. 2021, "Evaluating Large
   Language Models Trained on Code", eq. 1). It is unbiased for k <= n, unlike 1 - (1 - c/n)^k.
+
+A task is one ``task_id``. Task seeds that draw the same task (more seeds than the split has
+tasks: ``num_tasks=32`` on 7 ALFWorld games) pool their episodes into that task, counted once;
+such a task has more than n samples, and its c / n and Pass@k use all of them.
 """
 
 from __future__ import annotations
@@ -90,17 +94,19 @@ class EvalSummary:
     episode_len: float  # mean turns per episode
     response_len: float  # mean policy tokens per episode
     invalid_rate: float  # invalid actions / turns
-    truncated: float  # fraction of episodes truncated (turn cap or context overflow)
+    truncated: float  # fraction of episodes that did not end on their own (turn cap, context cap, or a reply cut)
+    clipped: float  # fraction of replies cut at max_new_tokens
     env_errors: int  # episodes ended by an env crash
     families: dict[str, FamilyResult]
     tasks: list[TaskResult]
 
 
 def task_results(trajs: Sequence[Trajectory]) -> list[TaskResult]:
-    """Group episodes by ``group_id`` (one group = the n samples of one task)."""
-    groups: dict[int, list[Trajectory]] = defaultdict(list)
+    """Group episodes by task: ``task_id`` (``group_id`` when an env gives none), so seeds that
+    drew the same task pool their samples."""
+    groups: dict[str | int, list[Trajectory]] = defaultdict(list)
     for t in trajs:
-        groups[t.group_id].append(t)
+        groups[t.task_id or t.group_id].append(t)
     out = []
     for ts in groups.values():
         out.append(TaskResult(task_id=ts[0].task_id, seed=ts[0].seed, family=ts[0].family, n=len(ts),
@@ -109,21 +115,29 @@ def task_results(trajs: Sequence[Trajectory]) -> list[TaskResult]:
     return out
 
 
+def task_curve(tasks: Sequence[TaskResult], n: int) -> tuple[float, dict[int, float]]:
+    """Avg@n and Pass@k over the tasks that got at least n samples, each with its own count."""
+    full = [t for t in tasks if t.n >= n]
+    if not full:
+        return float("nan"), {k: float("nan") for k in ks_for(n)}
+    return (float(np.mean([t.successes / t.n for t in full])),
+            {k: float(np.mean([pass_at_k(t.n, t.successes, k) for t in full])) for k in ks_for(n)})
+
+
 def _family(trajs: Sequence[Trajectory], tasks: Sequence[TaskResult], n: int) -> FamilyResult:
-    full = [t.successes for t in tasks if t.n == n]
     return FamilyResult(tasks=len(tasks), episodes=len(trajs),
                         success=float(np.mean([t.won for t in trajs])),
                         score=float(np.mean([t.reward for t in trajs])),
                         episode_len=float(np.mean([t.num_turns for t in trajs])),
-                        pass_at_k=pass_at_k_curve(full, n))
+                        pass_at_k=task_curve(tasks, n)[1])
 
 
 def summarize(trajs: Sequence[Trajectory], n: int) -> EvalSummary:
-    """All metrics of one evaluation run. Pass@k uses only tasks that got all n samples."""
+    """All metrics of one evaluation run. Pass@k uses only tasks that got at least n samples."""
     if not trajs:
         raise ValueError("no episodes to summarize")
     tasks = task_results(trajs)
-    full = [t.successes for t in tasks if t.n == n]
+    avg, curve = task_curve(tasks, n)
     turns = sum(t.num_turns for t in trajs)
     by_family: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajs:
@@ -133,14 +147,14 @@ def summarize(trajs: Sequence[Trajectory], n: int) -> EvalSummary:
         fam_tasks = [r for r in tasks if (r.family or "all") == name]
         families[name] = _family(ts, fam_tasks, n)
     return EvalSummary(
-        n=n, num_tasks=len(tasks), num_episodes=len(trajs), avg_at_n=avg_at_n(full, n),
-        pass_at_k=pass_at_k_curve(full, n),
+        n=n, num_tasks=len(tasks), num_episodes=len(trajs), avg_at_n=avg, pass_at_k=curve,
         success=float(np.mean([t.won for t in trajs])),
         score=float(np.mean([t.reward for t in trajs])),
         episode_len=turns / len(trajs),
         response_len=float(np.mean([t.response_length for t in trajs])),
         invalid_rate=sum(tt.invalid for t in trajs for tt in t.turns) / max(turns, 1),
-        truncated=float(np.mean([t.truncated for t in trajs])),
+        truncated=float(np.mean([t.cut for t in trajs])),
+        clipped=sum(tt.clipped for t in trajs for tt in t.turns) / max(turns, 1),
         env_errors=sum(bool(t.error) for t in trajs),
         families=families, tasks=tasks,
     )

@@ -7,7 +7,10 @@ takes chat messages and returns text, so this backend:
    rendering (tools from the system block) and checks that re-rendering gives the prompt text byte
    for byte (else it raises, so a prompt is never silently changed). When the caller passes
    ``messages=`` / ``tools=`` they are used as is.
-2. sends them with those tools (as OpenAI tools), the sampling settings and a per-episode seed;
+2. sends them with those tools (as OpenAI tools) and the sampling settings; with ``send_seed``
+   also a per-episode seed. Off by default: seeded requests make a run reproducible, but a server
+   samples each seeded request on its own (``resrl_agents.serve`` ran 32 seeded requests as 32
+   batches, 2x slower than unseeded ones batched together);
 3. writes the reply back as the text the model itself would emit (``assistant_text``: content,
    then tool calls rendered by the chat template) and tokenizes it with the local tokenizer,
    appending EOS when the model stopped, so ``Generation`` looks like the local backends'.
@@ -23,21 +26,18 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
+import openai
+
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, SamplingParams
+from resrl_agents.rollout.seeding import row_seed
 from resrl_agents.tools.parsers import parse_tool_calls
 
 _BLOCK = re.compile(r"<\|im_start\|>(system|user|assistant)\n(.*?)<\|im_end\|>\n", re.DOTALL)
 _TOOL_RESPONSE = re.compile(r"\n<tool_response>\n(.*?)\n</tool_response>", re.DOTALL)
 _TOOLS = re.compile(r"<tools>\n(.*?)\n</tools>", re.DOTALL)
 _PROBE = [{"role": "user", "content": "x"}]
-_ROW_SEED_STRIDE = 1_000_000_007
-
-
-def row_seed(seed: int, row: int) -> int:
-    """Seed of row ``row`` of a batch sampled with ``seed``. Row 0 keeps ``seed`` (so a one-episode
-    run matches the local backend); rows differ so identical prompts get independent samples."""
-    return seed + row * _ROW_SEED_STRIDE
 
 
 def generation_prompt(renderer: ChatRenderer) -> str:
@@ -159,7 +159,7 @@ class OpenAIPolicy:
     accepts_messages = True  # ``generate(..., messages=, tools=)`` skips the prompt -> messages parse
 
     def __init__(self, client, model: str, renderer: ChatRenderer, *, concurrency: int = 16,
-                 send_seed: bool = True):
+                 send_seed: bool = False):
         self.client, self.model, self.renderer = client, model, renderer
         self.concurrency, self.send_seed = max(1, concurrency), send_seed
         end_id = renderer.turn_end[1]  # the stop token the template closes a turn with
@@ -184,8 +184,22 @@ class OpenAIPolicy:
             kwargs["tools"] = tools
         if self.send_seed:
             kwargs["seed"] = seed
-        choice = self.client.chat.completions.create(**kwargs).choices[0]
+        try:
+            choice = self.client.chat.completions.create(**kwargs).choices[0]
+        except openai.NotFoundError as e:
+            raise ConfigError(f"policy.model={self.model}: {self.client.base_url} answered 404 ({e.message}); "
+                              f"it serves {self._served()}. Check policy.model and policy.base_url") from e
+        except openai.APIConnectionError as e:
+            raise ConfigError(f"policy.base_url={self.client.base_url}: no connection ({e.message}); "
+                              "is the server up?") from e
         text = assistant_text(self.renderer, choice.message.content, choice.message.tool_calls, tools)
         stopped = choice.finish_reason in ("stop", "tool_calls")
         ids = tuple(self.renderer.encode(text)) + ((self.eos_id,) if stopped else ())
         return Generation(ids, (0.0,) * len(ids), stopped)
+
+    def _served(self) -> list[str] | str:
+        """The model ids the endpoint lists, for an error message."""
+        try:
+            return [m.id for m in self.client.models.list()]
+        except openai.OpenAIError:
+            return "no model list (GET /models failed)"

@@ -47,8 +47,9 @@ def load_tokenizer(cfg: ModelConfig):
 
     from resrl_agents.models.chat_template import CHAT_TEMPLATE, IM_END
     from resrl_agents.models.common import ensure_pad_token
+    from resrl_agents.models.loading import checked_model_path
 
-    tok = AutoTokenizer.from_pretrained(cfg.path)
+    tok = AutoTokenizer.from_pretrained(checked_model_path(cfg.path))
     ensure_pad_token(tok)
     if cfg.name in ("tiny", "smollm2"):
         tok.chat_template, tok.eos_token = CHAT_TEMPLATE, IM_END

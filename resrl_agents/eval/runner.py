@@ -14,20 +14,26 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
-
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.config.schema import EnvConfig
 from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.policies import LoadedPolicy, make_policy, resolve_device
-from resrl_agents.eval.report import RunResult, build_report, require_matplotlib, write_report
+from resrl_agents.eval.report import REPORT_JSON, RunResult, build_report, require_matplotlib, write_report
 from resrl_agents.rollout.agent_loop import rollout
-from resrl_agents.rollout.env_pool import EnvPool, close_envs
+from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs as make_env_copies
 from resrl_agents.rollout.types import Trajectory
 
 log = logging.getLogger(__name__)
 _CHUNK_SEED_STRIDE = 1_000_003
+
+
+def overridden_kwargs(env_cfg: EnvConfig) -> list[str]:
+    """One line per training kwarg that ``eval_kwargs`` replaces (e.g. ``split``), for the log and
+    the report: eval must never use another split than the user thinks without a word."""
+    return [f"env.eval_kwargs.{k}={v} overrides env.kwargs.{k}={env_cfg.kwargs[k]} for evaluation"
+            for k, v in env_cfg.eval_kwargs.items() if k in env_cfg.kwargs and env_cfg.kwargs[k] != v]
 
 
 def make_envs(env_cfg: EnvConfig, count: int, workers: int = 0) -> list[Any] | EnvPool:
@@ -35,11 +41,9 @@ def make_envs(env_cfg: EnvConfig, count: int, workers: int = 0) -> list[Any] | E
     first one's heavy resources through ``shared_kwargs`` (one verifier for all). With ``workers``
     > 0 they live in that many processes and step in parallel (an :class:`EnvPool`)."""
     kwargs = {**env_cfg.kwargs, **env_cfg.eval_kwargs}
-    if workers > 0:
-        return EnvPool(env_cfg.id, kwargs, count, workers)
-    first = gym.make(env_cfg.id, **kwargs)
-    shared = first.unwrapped.shared_kwargs()
-    return [first] + [gym.make(env_cfg.id, **kwargs, **shared) for _ in range(count - 1)]
+    for note in overridden_kwargs(env_cfg):
+        log.warning(note)
+    return EnvPool(env_cfg.id, kwargs, count, workers) if workers > 0 else make_env_copies(env_cfg.id, kwargs, count)
 
 
 def task_seeds(cfg: EvalConfig) -> list[int]:
@@ -95,13 +99,14 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
     """Evaluate every run of ``run_labels(cfg)``; write and return the report."""
     import torch
 
-    if cfg.n < 1 or cfg.batch_size < 1:
-        raise ValueError(f"n and batch_size must be >= 1, got n={cfg.n}, batch_size={cfg.batch_size}")
+    out_dir = Path(cfg.output_dir)
+    if (out_dir / REPORT_JSON).exists():
+        raise ConfigError(f"output_dir={out_dir} holds the report of an earlier eval; give another output_dir "
+                          "(by default every eval gets a new timestamped folder under runs/eval)")
     if cfg.plots:
         require_matplotlib()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = task_seeds(cfg)
     envs = make_envs(cfg.env, min(cfg.batch_size, len(seeds) * cfg.n), cfg.env_workers)
@@ -122,6 +127,19 @@ def run_eval(cfg: EvalConfig) -> dict[str, Any]:
             log.info("%s: avg@%d %.4f", label, cfg.n, results[-1].summary.avg_at_n)
     finally:
         close_envs(envs)
-    report = build_report(cfg, results)
+    notes = overridden_kwargs(cfg.env) + repeated_tasks(results, len(seeds))
+    report = build_report(cfg, results, notes)
     write_report(report, results, out_dir, plots=cfg.plots)
     return report
+
+
+def repeated_tasks(results: Sequence[RunResult], num_seeds: int) -> list[str]:
+    """A note when the task seeds drew fewer distinct tasks than there are seeds (a split smaller
+    than num_tasks): each task is counted once, with every episode it got."""
+    drawn = max(r.summary.num_tasks for r in results)
+    if drawn >= num_seeds:
+        return []
+    note = (f"{num_seeds} task seeds drew only {drawn} distinct tasks (the split is smaller than num_tasks?); "
+            "each task is counted once, with all its episodes")
+    log.warning(note)
+    return [note]

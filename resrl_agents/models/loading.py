@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 from transformers import (
@@ -12,6 +13,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from resrl_agents.config.errors import ConfigError
 from resrl_agents.config.schema import ModelConfig
 from resrl_agents.models.common import (
     add_turn_end_stop,
@@ -26,9 +28,30 @@ from resrl_agents.models.tiny import load_tiny
 NAMES = ("tiny", "smollm2", "hf")
 
 
+def checked_model_path(path: str) -> str:
+    """``path`` (``~`` expanded) when it is a folder or may be a hub id (``name`` or ``org/name``);
+    a path that can only be local and is missing is a ConfigError, not transformers' traceback
+    about hub repo ids."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return str(local)
+    if local.exists():
+        raise ConfigError(f"model.path={path}: is a file; give the checkpoint folder (with config.json)")
+    if path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path:
+        raise ConfigError(f"model.path={path}: folder does not exist (give a checkpoint folder or a hub id)")
+    return path
+
+
 def load_pretrained(path: str, dtype: str):
     """Load an HF checkpoint (hub id or local dir, e.g. one of our saved checkpoints)."""
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+    path = checked_model_path(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype))
+    except OSError as e:
+        if Path(path).is_dir():
+            raise
+        raise ConfigError(f"model.path={path}: no such folder, and not loadable as a hub id "
+                          f"({str(e).splitlines()[0]})") from e
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
 

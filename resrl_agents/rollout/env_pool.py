@@ -9,6 +9,7 @@ place of a list of envs (``rollout.env_workers``).
 
 A step that raises inside a worker comes back as that exception (the agent loop marks the
 episode, as it does in-process). A worker that dies fails its envs' steps with :class:`EnvWorkerDied`.
+An env that cannot be built from its kwargs is a :class:`ConfigError`, in a worker or not.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 from typing import Any, Sequence
+
+from resrl_agents.config.errors import ConfigError
 
 StepResult = tuple[str, float, bool, bool, dict]
 
@@ -27,14 +30,12 @@ class EnvWorkerDied(RuntimeError):
 def _worker(conn, env_id: str, kwargs: dict, count: int) -> None:
     """Serve ("reset", [(k, seed, options)]), ("step", [(k, action)]) and ("close",) for ``count``
     local envs; each item's answer is its result or the exception it raised."""
-    import gymnasium as gym
-
-    import resrl_agents.envs  # noqa: F401  (registers the env ids)
-
-    first = gym.make(env_id, **kwargs)
-    shared = first.unwrapped.shared_kwargs()
-    envs = [first] + [gym.make(env_id, **kwargs, **shared) for _ in range(count - 1)]
-    conn.send(getattr(first.unwrapped, "max_turns", 1 << 30))
+    try:
+        envs = make_envs(env_id, kwargs, count)
+    except ConfigError as e:
+        conn.send(e)
+        return
+    conn.send(getattr(envs[0].unwrapped, "max_turns", 1 << 30))
     while True:
         msg = conn.recv()
         if msg[0] == "close":
@@ -70,7 +71,11 @@ class EnvPool:
             child.close()
             self._conns.append(parent)
             self._procs.append(proc)
-        self.max_turns = [c.recv() for c in self._conns][0:1] * n  # per env: all copies share the config
+        first = [c.recv() for c in self._conns]
+        if isinstance(first[0], ConfigError):
+            self.close()
+            raise first[0]
+        self.max_turns = first[0:1] * n  # per env: all copies share the config
 
     def __len__(self) -> int:
         return self.n
@@ -143,6 +148,24 @@ class LocalEnvs:
             return fn()
         except Exception as e:  # noqa: BLE001  (returned to the caller, who decides)
             return e
+
+
+def make_envs(env_id: str, kwargs: dict, n: int) -> list[Any]:
+    """``n`` copies of an env; copies share the first one's heavy resources (``shared_kwargs``).
+
+    An env whose constructor rejects its kwargs (unknown or wrong kwargs, a missing data file, a
+    module that does not import) is a :class:`ConfigError` naming ``env.kwargs``.
+    """
+    import gymnasium as gym
+
+    import resrl_agents.envs  # noqa: F401  (registers the env ids)
+
+    try:
+        first = gym.make(env_id, **kwargs)
+    except (TypeError, ValueError, ImportError, OSError) as e:
+        raise ConfigError(f"{env_id} cannot be built from env.kwargs / env.eval_kwargs: {e}") from e
+    shared = first.unwrapped.shared_kwargs()
+    return [first] + [gym.make(env_id, **kwargs, **shared) for _ in range(n - 1)]
 
 
 def close_envs(envs: Sequence[Any] | EnvPool) -> None:

@@ -28,6 +28,7 @@ class Turn:
     action_text: str = ""
     reward: float = 0.0
     invalid: bool = False
+    clipped: bool = False  # the reply hit max_new_tokens before EOS (cut, not finished)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Trajectory:
     @property
     def response_length(self) -> int:
         return sum(len(t.action_ids) for t in self.turns)
+
+    @property
+    def cut(self) -> bool:
+        """Truncated by the turn or context cap, or with a reply cut at ``max_new_tokens``: the
+        episode did not end on its own (what ``rollout/truncated`` counts)."""
+        return self.truncated or any(t.clipped for t in self.turns)
 
 
 @dataclass(frozen=True)

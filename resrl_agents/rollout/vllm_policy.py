@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 from resrl_agents.config.schema import ModelConfig
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.policy import Generation, SamplingParams
+from resrl_agents.rollout.seeding import row_seed
 
 
 class VLLMPolicy:
@@ -55,8 +56,6 @@ class VLLMPolicy:
         no penalties, no defaults from the checkpoint), stop only at ``eos_ids``, sampled-token
         log-probs, no detokenization."""
         from vllm import SamplingParams as VLLMSamplingParams
-
-        from resrl_agents.eval.openai_policy import row_seed
 
         greedy = params.temperature <= 0
         return [VLLMSamplingParams(temperature=0.0 if greedy else params.temperature,

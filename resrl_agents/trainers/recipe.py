@@ -14,14 +14,13 @@ import random
 import time
 from collections import defaultdict
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
 from resrl_agents.rollout.backends import make_rollout_policy
-from resrl_agents.rollout.env_pool import EnvPool, close_envs
+from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs
 from resrl_agents.models import load_policy
 from resrl_agents.models.lora import add_lora, hf_state_dict
 from resrl_agents.rollout.agent_loop import Layout, rollout
@@ -34,7 +33,7 @@ from resrl_agents.trainers.advantages import group_advantages, informative_group
 from resrl_agents.trainers.distributed import make_engine
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
 from resrl_agents.trainers.inspection import write_inspection
-from resrl_agents.trainers.metrics import MetricsLogger
+from resrl_agents.trainers.metrics import MetricsLogger, sample_records
 from resrl_agents.trainers.resrl import GroupStats
 from resrl_agents.trainers.update import ppo_update
 
@@ -128,7 +127,8 @@ class RLRecipe:
             self.update_rng.set_state(state["update_rng"])
             ckpt.set_rng_state(state["rng"])
             self.start_step = state["step"]
-        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb) if self.rank == 0 else None
+        self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb,
+                                    resume_step=self.start_step if resume_from else None) if self.rank == 0 else None
 
     # ------------------------------------------------------------------ rollout helpers
     def _rollout_round(self, step: int, round_: int) -> list[Trajectory]:
@@ -190,6 +190,7 @@ class RLRecipe:
 
         # 1. rollout: G episodes per task from the same seed, exact token ids kept
         trajs, seen, rounds = self._collect(step)
+        self.samples = sample_records(seen)  # written as text next to the metrics (samples.jsonl)
         metrics = {"rollout/rounds": float(rounds), "rollout/groups_trained": float(len({x.group_id for x in trajs})),
                    "perf/rollout_s": time.perf_counter() - tic}
         if Layout.parse(cfg.rollout.history).kind == "full" and cfg.rollout.drift_check_frac > 0:
@@ -270,6 +271,7 @@ class RLRecipe:
                     raise FloatingPointError(f"step {step + 1}: {e}") from None
                 if self.logger is not None:
                     self.logger.log(step + 1, m)
+                    self.logger.log_samples(step + 1, self.samples)
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
                 if (step + 1) % t.save_every == 0 or step + 1 == t.steps:
                     self.save(step + 1)
@@ -288,18 +290,12 @@ class RLRecipe:
             close()
 
 
-def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
-    """``n`` copies of an env; copies share the first one's heavy resources (``shared_kwargs``)."""
-    first = gym.make(env_id, **kwargs)
-    shared = first.unwrapped.shared_kwargs()
-    return [first] + [gym.make(env_id, **kwargs, **shared) for _ in range(n - 1)]
-
-
 def episode_record(t: Trajectory) -> dict:
     """What ``rollout_metrics`` needs of an episode (small enough to gather from every rank)."""
     return {"reward": t.reward, "won": t.won, "turns": len(t.turns), "invalid": sum(tt.invalid for tt in t.turns),
-            "response_len": t.response_length, "truncated": t.truncated, "error": bool(t.error), "family": t.family,
-            "components": t.info.get("reward_components", {})}
+            "response_len": t.response_length, "truncated": t.cut, "error": bool(t.error), "family": t.family,
+            "group": t.group_id, "clipped": sum(tt.clipped for tt in t.turns),
+            "completion_lens": [len(tt.action_ids) for tt in t.turns], "components": t.info.get("reward_components", {})}
 
 
 def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
@@ -318,6 +314,7 @@ def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
            "rollout/invalid_rate": sum(e["invalid"] for e in episodes) / max(turns, 1),
            "rollout/truncated": mean("truncated"),
            "rollout/env_errors": float(sum(e["error"] for e in episodes))}
+    out |= completion_metrics(episodes)
     fam: dict[str, list[bool]] = defaultdict(list)
     parts: dict[str, list[float]] = defaultdict(list)
     for e in episodes:
@@ -327,6 +324,21 @@ def rollout_metrics(episodes: list[dict]) -> dict[str, float]:
             parts[name] += [value] if math.isfinite(value) else []
     return (out | {f"rollout/success/{k}": sum(v) / len(v) for k, v in sorted(fam.items())}
             | {f"reward/{k}": sum(v) / len(v) if v else math.nan for k, v in sorted(parts.items())})
+
+
+def completion_metrics(episodes: list[dict]) -> dict[str, float]:
+    """Per-completion (one generate call = one turn) lengths and cap hits, and the share of
+    groups whose rewards are all equal (no learning signal under group-relative advantages)."""
+    lens = [n for e in episodes for n in e["completion_lens"]]
+    groups: dict[int, set[float]] = defaultdict(set)
+    for e in episodes:
+        groups[e["group"]].add(e["reward"])
+    out = {"rollout/zero_spread_groups": sum(len(r) == 1 for r in groups.values()) / len(groups)}
+    if lens:
+        out |= {"rollout/clipped_frac": sum(e["clipped"] for e in episodes) / len(lens),
+                "rollout/completion_len_mean": sum(lens) / len(lens),
+                "rollout/completion_len_min": float(min(lens)), "rollout/completion_len_max": float(max(lens))}
+    return out
 
 
 SUMMED = ("rollout/groups_trained", "perf/trained_tokens", "resrl/degenerate_groups", "resrl/fallback_")

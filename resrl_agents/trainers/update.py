@@ -25,6 +25,13 @@ def group_minibatches(group_id: torch.Tensor, groups_per_mb: int | None, generat
     return out
 
 
+@torch.no_grad()
+def detached_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``(b, t)`` token entropy for the metrics, one row at a time: the full-vocabulary
+    temporaries of one row, not of the micro-batch, exist at once."""
+    return torch.cat([entropy_from_logits(logits[i:i + 1].detach(), temperature) for i in range(logits.shape[0])])
+
+
 def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: AlgoConfig,
                ppo_epochs: int, mini_batch_groups: int | None, micro_batch_size: int,
                temperature: float, max_len: int, device: torch.device, generator: torch.Generator,
@@ -67,7 +74,9 @@ def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: Alg
                 if algo.entropy_coef:
                     ent = entropy_from_logits(logits, temperature)  # (b, t)
                     loss_tok = loss_tok - algo.entropy_coef * ent
-                    m["entropy"] = (ent * mask).sum() / mask.sum().clamp_min(1)
+                else:
+                    ent = detached_entropy(logits, temperature)  # (b, t), logged only
+                m["entropy"] = (ent.detach() * mask).sum() / mask.sum().clamp_min(1)
                 if ref_logp is not None and algo.kl_coef:
                     kl = kl_penalty(logp, ref_logp[minis[i]][idx, :t].to(device), algo.kl_estimator)  # (b, t)
                     loss_tok = loss_tok + algo.kl_coef * kl

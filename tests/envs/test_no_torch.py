@@ -29,3 +29,23 @@ def test_envs_do_not_import_torch():
     assert result["obs"].startswith("What is") and result["reward"] in (0.0, 1.0)
     # the parent never parses: math-verify and sympy live in the verifier worker only
     assert result["loaded"] == [], f"loaded in the env process: {result['loaded']}"
+
+
+PACKAGE_IMPORT = """
+import json, sys
+import gymnasium as gym
+import resrl_agents  # the package alone registers the ids (README, "Use an env directly")
+env = gym.make("resrl_agents/ALFWorld-v0", split="valid", max_turns=30)
+obs, info = env.reset(seed=0)
+obs, reward, terminated, truncated, step_info = env.step("<think>x</think><action>go to desk 1</action>")
+env.close()
+print(json.dumps({"obs": obs, "invalid": step_info["invalid"], "torch": "torch" in sys.modules}))
+"""
+
+
+def test_import_resrl_agents_registers_the_envs_without_torch():
+    out = subprocess.run([sys.executable, "-c", PACKAGE_IMPORT], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["obs"].startswith("You arrive at desk 1") and not result["invalid"]
+    assert not result["torch"]

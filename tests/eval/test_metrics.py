@@ -83,3 +83,17 @@ def test_summarize_counts_families_and_lengths():
     assert s.families["pick"].success == pytest.approx(3 / 4) and s.families["pick"].tasks == 2
     assert s.families["clean"].score == pytest.approx(-0.5) and s.families["clean"].pass_at_k[1] == 0.0
     assert [(r.task_id, r.successes, r.n) for r in s.tasks] == [("t0", 1, 2), ("t1", 2, 2), ("t2", 0, 2)]
+
+
+def test_seeds_of_one_task_pool_and_cut_replies_count_as_truncated():
+    """Two seeds that drew task t0 (2 + 2 samples) are one task with c = 3 of 4; an episode whose
+    reply hit max_new_tokens is truncated though its env ended it."""
+    cut = (Turn((1,), (2, 3), (0.0, 0.0), clipped=True),)
+    trajs = [_traj(0, True, "pick"), _traj(0, False, "pick"), _traj(1, True, "pick"), _traj(1, True, "pick")]
+    trajs = [Trajectory(group_id=t.group_id, task_id="t0", seed=t.seed, turns=cut if i == 0 else t.turns,
+                        reward=t.reward, terminated=True, truncated=False, family=t.family, won=t.won)
+             for i, t in enumerate(trajs)]
+    s = summarize(trajs, n=2)
+    assert s.num_tasks == 1 and [(t.n, t.successes) for t in s.tasks] == [(4, 3)]
+    assert s.avg_at_n == pytest.approx(3 / 4) and s.pass_at_k[2] == pytest.approx(1.0)  # C(1,2)=0 -> 1 - 0
+    assert s.truncated == pytest.approx(1 / 4) and s.clipped == pytest.approx(1 / 4)

@@ -73,8 +73,8 @@ def eval_episodes(tiny_cfg, out: Path, seed: int, temperature: float, policy: Po
     return [json.loads(line) for line in (out / f"episodes_{run['name']}.jsonl").read_text().splitlines()]
 
 
-def served(base_url: str) -> PolicyConfig:
-    return PolicyConfig(backend="openai", base_url=base_url, model="tiny", api_key=KEY)
+def served(base_url: str, send_seed: bool = False) -> PolicyConfig:
+    return PolicyConfig(backend="openai", base_url=base_url, model="tiny", api_key=KEY, send_seed=send_seed)
 
 
 @pytest.mark.parametrize("make_env", [math_env, bfcl_env])
@@ -95,10 +95,10 @@ def test_greedy_episode_is_identical_three_ways(tiny_cfg, endpoint, tmp_path, ma
 
 @pytest.mark.parametrize("make_env", [math_env, bfcl_env])
 def test_sampled_episode_is_identical_local_and_served(tiny_cfg, endpoint, tmp_path, make_env):
-    """Same seed, temperature 1: the served request carries the rollout's seed, so even sampling
-    reproduces the local episode (a stronger check than greedy on an untrained model)."""
+    """Same seed, temperature 1: with ``send_seed`` the served request carries the rollout's seed,
+    so even sampling reproduces the local episode (a stronger check than greedy on an untrained model)."""
     [local] = eval_episodes(tiny_cfg, tmp_path / "local", 3, 1.0, PolicyConfig(backend="hf"), make_env())
-    [remote] = eval_episodes(tiny_cfg, tmp_path / "remote", 3, 1.0, served(endpoint), make_env())
+    [remote] = eval_episodes(tiny_cfg, tmp_path / "remote", 3, 1.0, served(endpoint, send_seed=True), make_env())
     assert local["actions"] == remote["actions"] and len(set(local["actions"][0])) > 3  # varied text
 
 

@@ -10,10 +10,10 @@ import pytest
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.eval.metrics import summarize
 from resrl_agents.eval.report import FAMILY_PNG, PASS_AT_K_PNG, REPORT_JSON, RUN_KEYS, RunResult, build_report, \
-    format_summary, write_report
+    format_summary, wilson_interval, write_report
 from resrl_agents.rollout.types import Trajectory, Turn
 
-TOP_KEYS = {"version", "created", "env", "settings", "policy", "model", "plots", "runs"}
+TOP_KEYS = {"version", "created", "env", "settings", "policy", "model", "plots", "notes", "runs"}
 FAMILY_KEYS = {"tasks", "episodes", "success", "score", "episode_len", "pass_at_k"}
 TASK_KEYS = {"task_id", "seed", "family", "n", "successes", "mean_score"}
 
@@ -55,8 +55,28 @@ def test_report_json_and_plots(tmp_path):
         img = mpimg.imread(png)
         assert img.shape[0] > 100 and img.shape[1] > 100
         assert img[..., :3].std() > 0.01  # something was drawn, not a blank canvas
-    table = format_summary(data)
+    table = format_summary(data, tmp_path)
     assert "step_10" in table and "avg@4" in table
+    for col in ("return", "ep_len", "invalid", "trunc", "clipped", "tasks"):
+        assert col in table.splitlines()[0]
+    assert f"report: {tmp_path / REPORT_JSON}" in table and str(tmp_path / FAMILY_PNG) in table
+
+
+def test_table_keeps_full_run_names():
+    long = "runs/resrl-alfworld-qwen2.5-1.5b/checkpoints/step_000200"
+    cfg = EvalConfig(n=2, num_tasks=2)
+    report = build_report(cfg, [_run(long, [[True, False], [False, False]]), _run("b", [[True, True], [True, False]])])
+    table = format_summary(report)
+    assert long in table and table.splitlines()[2].startswith("b ")
+
+
+def test_wilson_interval():
+    # 0 of 10: centre (0 + 1.96²/20) / (1 + 1.96²/10) = 0.19208 / 1.38416 = 0.13877, half the same: [0, 0.2775]
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and hi == pytest.approx(0.27753, abs=1e-4)
+    lo, hi = wilson_interval(5, 10)  # symmetric around 0.5: 0.5 ± 1.96·sqrt(0.025 + 0.0096)/1.38416 = ± 0.2634
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
 def test_plots_can_be_turned_off(tmp_path):

@@ -88,3 +88,24 @@ def test_cli_compares_two_checkpoints_in_one_report(tiny, tiny_cfg, tmp_path):
         assert (out / name).stat().st_size > 0
     assert _episodes(out, "base") != _episodes(out, "noisy")  # two different policies were run
     assert "avg@2" in proc.stdout and "noisy" in proc.stdout
+    assert f"report: {out / 'report.json'}" in proc.stdout and str(out / "family_success.png") in proc.stdout
+    assert "env.eval_kwargs.split=test overrides env.kwargs.split=train" in proc.stdout  # in the notes
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                           env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert again.returncode == 2 and "holds the report of an earlier eval" in again.stderr  # never overwritten
+    assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_seeds_that_draw_the_same_task_count_it_once(tiny_cfg, tmp_path):
+    """12 task seeds on ALFWorld's valid split (fewer games): each game is one task with all its
+    episodes, and the report says so."""
+    env = EnvConfig(name="alfworld", id="resrl_agents/ALFWorld-v0", kwargs={"split": "train"},
+                    eval_kwargs={"split": "valid", "max_turns": 1})
+    report = run_eval(_cfg(tiny_cfg, tmp_path, env=env, n=1, num_tasks=12, max_new_tokens=4, batch_size=12))
+    [run] = report["runs"]
+    episodes = _episodes(tmp_path, "tiny")
+    games = {e["task_id"] for e in episodes}
+    assert len(games) < 12 and run["num_tasks"] == len(games) and run["num_episodes"] == 12
+    assert sorted(t["n"] for t in run["tasks"]) == sorted(sum(e["task_id"] == g for e in episodes) for g in games)
+    assert any(f"12 task seeds drew only {len(games)} distinct tasks" in n for n in report["notes"])
+    assert "env.eval_kwargs.split=valid overrides env.kwargs.split=train for evaluation" in report["notes"]

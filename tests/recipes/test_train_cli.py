@@ -89,3 +89,52 @@ def test_resrl_keeps_inspected_steps(tmp_path):
     assert view.returncode == 0 and "step 3" in view.stdout and "group " in view.stdout, view.stderr
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert all("resrl/frac_in_span" in r and "resrl/degenerate_groups" in r for r in rows)
+
+
+def test_replies_cut_at_max_new_tokens_count_as_truncated(tmp_path):
+    """4 new tokens: most replies of the untrained model are cut. Math is one turn, so an episode is
+    truncated exactly when its reply was cut; lengths, entropy and text samples are logged."""
+    out = train("env=math", "model=tiny", "trainer.steps=2", "rollout.max_new_tokens=4", "rollout.prompts_per_step=2",
+                "rollout.group_size=4", f"trainer.output_dir={tmp_path}", f"model.cache_dir={tmp_path / 'cache'}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    for r in rows:
+        assert r["rollout/clipped_frac"] > 0.5 and r["rollout/truncated"] == r["rollout/clipped_frac"]
+        assert 1 <= r["rollout/completion_len_min"] <= r["rollout/completion_len_mean"] <= r["rollout/completion_len_max"] == 4
+        assert 0.0 <= r["rollout/zero_spread_groups"] <= 1.0 and r["loss/entropy"] > 0.5  # near-uniform untrained model
+    samples = read_metrics(tmp_path / "samples.jsonl")
+    assert [s["step"] for s in samples] == [1, 1, 2, 2]
+    assert all(s["messages"][-1]["role"] == "assistant" and s["clipped_turns"] in (0, 1) for s in samples)
+
+
+def test_resume_after_kill_logs_every_step_once(tmp_path):
+    """kill -9 after step 3 was logged but before its checkpoint (step 2 is the newest): the
+    resumed run drops the stale step-3 records (jsonl and TensorBoard) instead of repeating them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cache = f"model.cache_dir={tmp_path / 'cache'}"
+    assert train("env=math", "trainer.steps=1", f"trainer.output_dir={tmp_path / 'warm'}", cache).returncode == 0
+    run = tmp_path / "run"
+    common = ["env=math", "model=tiny", "rollout.prompts_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=8",
+              "trainer.save_every=2", f"trainer.output_dir={run}", cache]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "resrl_agents.train", "trainer.num_threads=1", "trainer.progress=false", *common,
+           "trainer.steps=40"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run / "metrics.jsonl").exists() and len(read_metrics(run / "metrics.jsonl")) >= 3:
+            proc.kill()  # SIGKILL: no cleanup runs
+            break
+        time.sleep(0.01)
+    proc.wait()
+    logged = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
+    newest = int(sorted((run / "checkpoints").glob("step_*"))[-1].name[5:])
+    assert max(logged) > newest, (logged, newest)  # the kill left records past the checkpoint
+    res = train(*common, "trainer.steps=6", "trainer.resume=true")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert sorted({s["step"] for s in read_metrics(run / "samples.jsonl")}) == [1, 2, 3, 4, 5, 6]
+    acc = EventAccumulator(str(run / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("rollout/reward_mean")] == [1, 2, 3, 4, 5, 6]

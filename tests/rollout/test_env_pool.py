@@ -9,9 +9,9 @@ import pytest
 
 from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.chat import ChatRenderer
-from resrl_agents.rollout.env_pool import EnvPool, EnvWorkerDied
+from resrl_agents.config.errors import ConfigError
+from resrl_agents.rollout.env_pool import EnvPool, EnvWorkerDied, make_envs
 from resrl_agents.rollout.policy import HFPolicy
-from resrl_agents.trainers.recipe import make_envs
 
 ENV, KW = "resrl_agents/WebShop-v0", {"max_turns": 3}
 
@@ -69,3 +69,12 @@ def test_a_dead_worker_fails_its_envs_not_the_run(tiny):
         assert isinstance(ok, tuple) and isinstance(dead, EnvWorkerDied)
     finally:
         p.close()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_env_kwargs_that_do_not_build_are_a_config_error(workers):
+    """In-process or in a worker, the caller gets one ConfigError naming env.kwargs (not a dead
+    worker, not a bare ModuleNotFoundError)."""
+    with pytest.raises(ConfigError, match=r"env.kwargs.*tools=\['nope'\]: 'nope' does not import"):
+        EnvPool("resrl_agents/ToolUse-v0", {"tools": ["nope"]}, 2, workers) if workers else \
+            make_envs("resrl_agents/ToolUse-v0", {"tools": ["nope"]}, 2)

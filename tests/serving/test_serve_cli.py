@@ -38,6 +38,7 @@ def test_configs_compose(monkeypatch):
     assert isinstance(ev, EvalConfig) and isinstance(ev.policy, PolicyConfig)
     got = (ev.policy.backend, ev.policy.model, ev.policy.api_key, ev.n, ev.checkpoints)
     assert got == ("openai", "m", "sk-env", 4, ["a", "b"])
+    assert ev.policy.send_seed is False  # unseeded requests batch on the server (2x faster); opt in to seeds
     assert hf.policy.backend == "hf" and hf.env.id == "resrl_agents/Math-v0" and hf.model.name == "tiny"
 
 

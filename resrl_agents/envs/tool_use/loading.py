@@ -45,7 +45,13 @@ def load_tool_specs(specs: Sequence[ToolSpec] | ToolSpec) -> list[Tool]:
     """The tools named by ``specs`` (see the module docstring), in order; names must be unique."""
     if isinstance(specs, (str, Mapping)):
         specs = [specs]
-    tools = [t for spec in specs for t in _resolve(spec)]
+    tools = []
+    for spec in specs:
+        try:
+            tools += _resolve(spec)
+        except ImportError as e:  # name the setting, not just the module
+            raise ValueError(f"tools={list(specs)!r}: {spec!r} does not import ({e}); a tool spec is an "
+                             "importable module, module:function, a .py file or {schema, impl}") from e
     if not tools:
         raise ValueError("no tools: give at least one tool spec (a module, module:function, "
                          ".py file or {schema, impl})")
