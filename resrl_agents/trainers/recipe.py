@@ -19,6 +19,7 @@ import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
+from resrl_agents.eval.validation import Validator
 from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.models import load_policy
@@ -118,6 +119,10 @@ class RLRecipe:
             ckpt.set_rng_state(state["rng"])
             self.start_step = state["step"]
         self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb) if self.rank == 0 else None
+        if t.eval_every < 0:
+            raise ValueError(f"trainer.eval_every must be >= 0 (0 = no validation), got {t.eval_every}")
+        # held-out validation of the in-memory policy, on rank 0 (its envs are built once, here)
+        self.validator = Validator(cfg.env, t.eval, cfg.rollout) if t.eval_every and self.rank == 0 else None
 
     # ------------------------------------------------------------------ rollout helpers
     def _rollout_round(self, step: int, round_: int) -> list[Trajectory]:
@@ -246,8 +251,12 @@ class RLRecipe:
         cols = [TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
         with Progress(*cols, disable=not t.progress or self.rank > 0, transient=False) as bar:
             task = bar.add_task("train", total=t.steps, completed=self.start_step, info="")
+            if self.validator is not None and self.start_step == 0:  # the baseline, before any update
+                self.logger.log(0, self.validator(self.policy, self.renderer))
             for step in range(self.start_step, t.steps):
                 m = self.train_step(step)
+                if self.validator is not None and ((step + 1) % t.eval_every == 0 or step + 1 == t.steps):
+                    m |= self.validator(self.policy, self.renderer)
                 if self.logger is not None:
                     self.logger.log(step + 1, m)
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
@@ -263,6 +272,8 @@ class RLRecipe:
         if self.logger is not None:
             self.logger.close()
         close_envs(self.envs)
+        if self.validator is not None:
+            self.validator.close()
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()
