@@ -70,7 +70,7 @@ class Size:
 SIZES = {
     "tiny": Size(sft_steps=20, sft_examples=64, steps=2, prompts=2, group=4, eval_every=1, val_tasks=4, val_n=2,
                  problems=4, n=4, rank=4),
-    "default": Size(sft_steps=300, sft_examples=2000, steps=60, prompts=8, group=8, eval_every=10, val_tasks=64,
+    "default": Size(sft_steps=300, sft_examples=2000, steps=200, prompts=8, group=8, eval_every=20, val_tasks=64,
                     val_n=8, problems=100, n=64, rank=4),
 }
 TASK = ["env=math", "env.kwargs.source=chain", "env.kwargs.difficulty=1", "model=tiny"]
@@ -117,8 +117,9 @@ def train_run(run: Path, overrides: list[str], sft: Path, size: Size, seed: int,
     return ckpt
 
 
-def final_eval(run: Path, ckpt: Path, size: Size, seed: int) -> dict:
-    """Greedy Avg@1, Avg@16 (first 16 samples per problem) and Pass@k, k = 1..n, on held-out problems."""
+def final_eval(run: Path, ckpt: Path, size: Size, seed: int, started: float) -> dict:
+    """Greedy Avg@1, Avg@16 (first 16 samples per problem) and Pass@k, k = 1..n, on held-out problems;
+    ``wall_s``: the run's time since ``started`` (training included)."""
     result = run / "final_eval.json"
     if result.exists():
         return json.loads(result.read_text())
@@ -138,7 +139,7 @@ def final_eval(run: Path, ckpt: Path, size: Size, seed: int) -> dict:
         first.setdefault(e["task"], []).append(bool(e["won"]))
     out = {"avg1_greedy": greedy["avg_at_n"], f"avg{m}": float(np.mean([np.mean(w[:m]) for w in first.values()])),
            "pass": {k: float(np.mean([pass_at_k(t["n"], t["successes"], k) for t in report["tasks"]]))
-                    for k in range(1, size.n + 1)}}
+                    for k in range(1, size.n + 1)}, "wall_s": time.perf_counter() - started}
     shutil.rmtree(run / "eval_sampled")  # the episodes are large; the summary above is what the study needs
     result.write_text(json.dumps(out))
     return out
@@ -165,7 +166,7 @@ def one_run(out: Path, name: str, overrides: list[str], sft: Path, size: Size, s
         ckpt = sft
     else:
         ckpt = train_run(run, overrides, sft, size, seed, lr)
-    res = final_eval(run, ckpt, size, seed) | {"diag": diagnostics(run)}
+    res = final_eval(run, ckpt, size, seed, tic) | {"diag": diagnostics(run)}
     res["pass"] = {int(k): p for k, p in res["pass"].items()}  # json keys are strings
     print(f"{name} seed {seed}: greedy {res['avg1_greedy']:.3f}, pass@1 {res['pass'][1]:.3f} "
           f"[{time.perf_counter() - tic:.0f}s]", flush=True)
@@ -230,7 +231,7 @@ def plots(results: dict[str, list[dict]], n: int, png_passk: Path, png_val: Path
         steps = [s for s, _, _ in curves[0]]
         for i, ax in enumerate(axes):
             ys = np.array([[p[i + 1] for p in c] for c in curves if len(c) == len(steps)])  # (seeds, points)
-            ax.plot(steps, ys.mean(0), label=name)
+            ax.plot(steps, ys.mean(0), marker="o", label=name)
             ax.fill_between(steps, ys.mean(0) - ys.std(0), ys.mean(0) + ys.std(0), alpha=0.2)
     axes[0].set(xlabel="RL step", ylabel="val/avg@1_greedy", title="greedy (validation)")
     axes[1].set(xlabel="RL step", ylabel="val/avg@n", title="sampled (validation)")
@@ -246,7 +247,8 @@ def machine() -> str:
         cpu = next(x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores visible, Python {platform.python_version()}"
+    load = os.getloadavg()[0]  # wall times on a shared machine depend on it
+    return f"{cpu}, {os.cpu_count()} cores visible, load average {load:.1f} at the end, Python {platform.python_version()}"
 
 
 def write_results(path: Path, section: str) -> None:
@@ -262,17 +264,19 @@ def write_results(path: Path, section: str) -> None:
 
 def report(results: dict[str, list[dict]], args, size: Size, wall_s: float) -> None:
     path = Path(args.results)
-    stem = path.with_suffix("").name
-    png_passk, png_val = path.with_name(f"{stem}_study_pass_at_k.png"), path.with_name(f"{stem}_study_validation.png")
+    png_passk, png_val = path.with_name("learning_study_pass_at_k.png"), path.with_name("learning_study_validation.png")
     plots(results, size.n, png_passk, png_val)
     command = "python benchmarks/learning_study.py " + " ".join(sys.argv[1:])
     section = "\n".join([
         f"## Learning study ({args.size} size)", "",
-        f"Command: `{command}`  ", f"Machine: {machine()}; wall time {wall_s / 60:.1f} min (finished runs reused).  ",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}; the runs took {sum(r['wall_s'] for rs in results.values() for r in rs) / 60:.1f} min "
+        f"of wall time in all (overlapping with --jobs > 1), this invocation {wall_s / 60:.1f} min.  ",
         f"Task: worked +/- chains (`env.kwargs.source=chain`, difficulty 1), tiny model; SFT warm start "
         f"{size.sft_steps} steps; RL {size.steps} steps x {size.prompts} prompts x {size.group} samples, lr {args.lr:g}, "
         f"ResRL rank {size.rank}; final eval on {size.problems} held-out problems, {size.n} samples each (T=1), "
-        f"seeds {args.seeds}.", "",
+        f"seeds {args.seeds}." + (" The tiny size is a smoke run of the pipeline: its numbers say nothing about "
+                                  "the algorithms." if args.size == "tiny" else ""), "",
         table(results, size.n), "", "ResRL diagnostics (mean over steps):", "", diag_table(results), "",
         f"![Pass@k]({png_passk.name})", "", f"![validation curves]({png_val.name})",
     ])

@@ -52,8 +52,8 @@ def test_tiny_study_end_to_end_and_resumes(tmp_path):
     assert json.loads((tmp_path / "study" / "runs" / "base" / "seed0" / "final_eval.json").read_text())["pass"]
     text = results.read_text()
     assert "kept text" in text and "| base | 1 |" in text and "| grpo | 1 |" in text and "--size tiny" in text
-    assert (tmp_path / "results_study_pass_at_k.png").stat().st_size > 0
-    assert (tmp_path / "results_study_validation.png").stat().st_size > 0
+    assert (tmp_path / "learning_study_pass_at_k.png").stat().st_size > 0
+    assert (tmp_path / "learning_study_validation.png").stat().st_size > 0
     stamp = (run / "metrics.jsonl").stat().st_mtime_ns
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
