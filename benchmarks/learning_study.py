@@ -289,18 +289,21 @@ def report(results: dict[str, list[dict]], args, size: Size, wall_s: float) -> N
 
 
 def algorithms(names: list[str], variants: list[str], size: Size) -> dict[str, list[str]]:
-    """name -> train overrides, in table order; ResRL and its variants get ``algo.rank``."""
-    extra = dict(RESRL_VARIANTS)
+    """name -> train overrides, in table order. ``all`` = every algorithm and ResRL variant; else the
+    names given (a ``RESRL_VARIANTS`` entry by its name) plus every ``--variant``. ResRL and its
+    variants get the study's ``algo.rank``."""
+    given = {}
     for v in variants:
         name, sep, rest = v.partition(":")
         if not sep or not name or not rest.split():
             raise SystemExit(f"--variant {v!r}: expected NAME:OVERRIDE [OVERRIDE ...], e.g. 'resrl_own:algo.hidden_position=own'")
-        extra[name] = rest.split()
+        given[name] = rest.split()
+    extra = RESRL_VARIANTS | given
+    names = list(ALGOS) + list(extra) if names == ["all"] else names + [n for n in given if n not in names]
     unknown = [a for a in names if a not in ALGOS and a not in extra]
     if unknown:
         raise SystemExit(f"--algos: unknown {unknown}; known: {sorted(ALGOS) + sorted(extra)}")
     out = {a: list(ALGOS[a]) if a in ALGOS else ["algo=resrl", *extra[a]] for a in names}
-    out |= {a: ["algo=resrl", *o] for a, o in extra.items() if a not in out}
     return {a: o + [f"algo.rank={size.rank}"] if "algo=resrl" in o else o for a, o in out.items()}
 
 
@@ -311,7 +314,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=None, help="RL steps per run (default: the size's)")
     ap.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU thread each)")
     ap.add_argument("--out", default="runs/learning_study", help="run folders (resumable)")
-    ap.add_argument("--algos", default=",".join(ALGOS), help="comma-separated; ResRL variants are added to these")
+    ap.add_argument("--algos", default="all", help="comma-separated names, or all (every algorithm and ResRL variant)")
     ap.add_argument("--variant", action="append", default=[], help="NAME:OVERRIDES, a ResRL variant (repeatable)")
     ap.add_argument("--problems", type=int, default=None, help="held-out problems of the final eval")
     ap.add_argument("--n", type=int, default=None, help="final-eval samples per problem (Pass@k for k = 1..n)")

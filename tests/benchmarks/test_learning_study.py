@@ -30,6 +30,7 @@ def test_variants_are_resrl_override_sets_with_the_study_rank():
     algos = study.algorithms(["grpo", "resrl"], ["resrl_own:algo.hidden_position=own algo.w_min=0.2"], study.SIZES["default"])
     assert algos == {"grpo": ["algo=grpo"], "resrl": ["algo=resrl", "algo.rank=4"],
                      "resrl_own": ["algo=resrl", "algo.hidden_position=own", "algo.w_min=0.2", "algo.rank=4"]}
+    assert list(study.algorithms(["all"], [], study.SIZES["default"])) == list(study.ALGOS) + list(study.RESRL_VARIANTS)
     with pytest.raises(SystemExit, match="NAME:OVERRIDE"):
         study.algorithms(["grpo"], ["no_colon"], study.SIZES["default"])
     with pytest.raises(SystemExit, match="unknown"):
