@@ -73,6 +73,8 @@ class RLRecipe:
     def setup(self) -> None:
         cfg = self.cfg
         t = cfg.trainer
+        if t.eval_every < 0:
+            raise ValueError(f"trainer.eval_every must be >= 0 (0 = no validation), got {t.eval_every}")
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         seed_everything(t.seed)
@@ -119,8 +121,6 @@ class RLRecipe:
             ckpt.set_rng_state(state["rng"])
             self.start_step = state["step"]
         self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb) if self.rank == 0 else None
-        if t.eval_every < 0:
-            raise ValueError(f"trainer.eval_every must be >= 0 (0 = no validation), got {t.eval_every}")
         # held-out validation of the in-memory policy, on rank 0 (its envs are built once, here)
         self.validator = Validator(cfg.env, t.eval, cfg.rollout) if t.eval_every and self.rank == 0 else None
 
