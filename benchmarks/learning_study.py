@@ -18,7 +18,7 @@ ResRL variants are override sets (``RESRL_VARIANTS`` or ``--variant``), e.g.
 ``--variant "resrl_own:algo.hidden_position=own"``.
 
     python benchmarks/learning_study.py [--size tiny|default] [--seeds 3] [--steps N] [--jobs 1]
-        [--out runs/learning_study] [--algos base,grpo,...] [--variant NAME:OVERRIDES ...]
+        [--out runs/learning_study] [--algos all|base,grpo,...] [--variant NAME:OVERRIDES ...]
 """
 
 from __future__ import annotations
@@ -122,7 +122,9 @@ def final_eval(run: Path, ckpt: Path, size: Size, seed: int, started: float) -> 
     ``wall_s``: the run's time since ``started`` (training included)."""
     result = run / "final_eval.json"
     if result.exists():
-        return json.loads(result.read_text())
+        saved = json.loads(result.read_text())
+        if (saved["problems"], saved["n"]) == (size.problems, size.n):  # else evaluate again, at the new size
+            return saved
     common = TASK + [f"model.path={ckpt}", f"num_tasks={size.problems}", f"seed={seed}", "top_p=1.0",
                      f"max_new_tokens={MAX_NEW_TOKENS}", "max_context_tokens=256", "batch_size=512", "num_threads=1",
                      "plots=false"]
@@ -137,16 +139,18 @@ def final_eval(run: Path, ckpt: Path, size: Size, seed: int, started: float) -> 
     first: dict[int, list[bool]] = {}
     for e in episodes:  # the runner writes a problem's n samples in draw order
         first.setdefault(e["task"], []).append(bool(e["won"]))
-    out = {"avg1_greedy": greedy["avg_at_n"], f"avg{m}": float(np.mean([np.mean(w[:m]) for w in first.values()])),
+    out = {"problems": size.problems, "n": size.n, "avg1_greedy": greedy["avg_at_n"],
+           f"avg{m}": float(np.mean([np.mean(w[:m]) for w in first.values()])),
            "pass": {k: float(np.mean([pass_at_k(t["n"], t["successes"], k) for t in report["tasks"]]))
-                    for k in range(1, size.n + 1)}, "wall_s": time.perf_counter() - started}
+                    for k in range(1, size.n + 1)},
+           "wall_s": time.perf_counter() - started}
     shutil.rmtree(run / "eval_sampled")  # the episodes are large; the summary above is what the study needs
     result.write_text(json.dumps(out))
     return out
 
 
-def diagnostics(run: Path) -> dict[str, float]:
-    """Mean over training steps of every ``resrl/*`` key, and the validation curve."""
+def diagnostics(run: Path) -> dict:
+    """Mean over training steps of every ``resrl/*`` key, and the validation curve (``val``)."""
     path = run / "metrics.jsonl"
     if not path.exists():
         return {}
