@@ -113,6 +113,18 @@ class DeepSpeedConfig:
 
 
 @dataclass
+class ValidationConfig:
+    num_tasks: int = 64  # held-out tasks (env.kwargs updated by env.eval_kwargs); task j is reset with seed `seed + j`
+    greedy: bool = True  # one greedy (T=0) episode per task: val/avg@1_greedy
+    n: int = 8  # sampled episodes per task at `temperature` (0 = greedy only): val/avg@<n>, val/pass@<k>
+    ks: list[int] = field(default_factory=list)  # k of the logged val/pass@<k>, each <= n (empty = 1, 2, 4, ..., n)
+    temperature: float = 1.0  # sampling temperature of the n samples
+    top_p: float = 1.0  # nucleus sampling of the n samples
+    seed: int = 0  # first task seed and sampling seed (the same tasks and draws at every validation)
+    batch_size: int = 256  # episodes per rollout call
+
+
+@dataclass
 class TrainerConfig:
     steps: int = 20  # training steps (one rollout batch each)
     lr: float = 1e-6  # AdamW learning rate
@@ -136,6 +148,8 @@ class TrainerConfig:
     tensorboard: bool = True  # write TensorBoard event files
     wandb: bool = False  # log to Weights & Biases (needs the wandb extra)
     progress: bool = True  # rich progress bar
+    eval_every: int = 0  # validate on the held-out split every N steps, before the first and after the last (0 = off)
+    eval: ValidationConfig = field(default_factory=ValidationConfig)  # what validation runs (trainer.eval_every)
     deepspeed: DeepSpeedConfig = field(default_factory=DeepSpeedConfig)
 
     def __post_init__(self) -> None:

@@ -20,9 +20,11 @@ SCRIPTED_ACTIONS: tuple[tuple[str, ...], ...] = (("#### 82",), ("I do not know."
 class MathEnv(TextEnv):
     """
     ## Description
-    One math problem per episode (arithmetic generated in-package, GSM8K, or any
+    One math problem per episode (arithmetic or worked chains generated in-package, GSM8K, or any
     ``{"question", "answer"}`` jsonl). The agent answers once; math-verify compares the answer
     with the gold. The warm-start task (difficulty 1) is 2-digit addition: "What is 37 + 45?".
+    ``source="chain"`` asks for + / - chains ("What is 7 + 5 - 3 + 8?") whose expert answer
+    shows one line per step before the final answer, so answers are 20-60 tokens long.
 
     ## Action Space
     Any ``str``: the model's full answer. The final answer is read after the last ``####`` when
@@ -47,7 +49,7 @@ class MathEnv(TextEnv):
     ``reset`` raises ``gymnasium.error.ResetNeeded``.
 
     ## Arguments
-    * ``source``: ``"arithmetic"`` | ``"gsm8k"`` | path to a jsonl (see ``make_tasks``).
+    * ``source``: ``"arithmetic"`` | ``"chain"`` | ``"gsm8k"`` | path to a jsonl (see ``make_tasks``).
     * ``difficulty``, ``size``, ``seed``: arithmetic generator settings (``seed`` picks the task
       list, not the episode; ``size`` also caps jsonl sources).
     * ``split``: ``"train"`` | ``"test"`` (disjoint).
@@ -59,7 +61,7 @@ class MathEnv(TextEnv):
       built with ``gymnasium.make(id, **kw, **first.unwrapped.shared_kwargs())`` use one worker.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (``source="chain"`` added later; the other sources are unchanged).
     """
 
     max_turns = 1
@@ -112,8 +114,12 @@ class MathEnv(TextEnv):
         return f"Q: {self._task.question}\nA: {answer}\nreward: {self._last_reward}"
 
     def expert_action(self) -> str | None:
-        """The gold answer in the format the system prompt asks for."""
-        return None if self._task is None or self._done else f"#### {self._task.answer}"
+        """The gold answer in the format the system prompt asks for, after the task's worked steps
+        when it has them (``source="chain"``)."""
+        if self._task is None or self._done:
+            return None
+        steps = f"{self._task.solution}\n" if self._task.solution else ""
+        return f"{steps}#### {self._task.answer}"
 
     def shared_kwargs(self) -> dict[str, Any]:
         return {"verifier": self.verifier}

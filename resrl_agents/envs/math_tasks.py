@@ -1,4 +1,4 @@
-"""Math task sources: a built-in arithmetic generator, GSM8K and any ``{"question","answer"}`` jsonl.
+"""Math task sources: built-in arithmetic and worked chains, GSM8K and any ``{"question","answer"}`` jsonl.
 
 Every source has the same small interface: ``len(src)``, ``src.get(i) -> MathTask`` and
 ``src.index_of(task_id) -> int``. Sources are pure data: no verifier, no randomness after
@@ -27,6 +27,7 @@ class MathTask:
     question: str  # the text shown to the policy
     answer: str  # gold answer as a plain string, e.g. "82" or "0.5"
     family: str  # operation / template / dataset name, for per-family metrics
+    solution: str = ""  # worked steps before the final answer (the expert's text); "" when the source has none
 
 
 class TaskSource(Protocol):
@@ -138,9 +139,13 @@ def _in_test_split(key: str) -> bool:
 
 
 @lru_cache(maxsize=16)
-def _generate(difficulty: int, size: int, seed: int, split: Split) -> tuple[MathTask, ...]:
-    """Distinct problems of one split, in draw order. Memoised: G env copies share one list."""
-    draw, rng = _sampler(difficulty), random.Random(f"arithmetic-{difficulty}-{seed}")
+def _generate(kind: str, difficulty: int, size: int, seed: int, split: Split) -> tuple[MathTask, ...]:
+    """Distinct problems of one split, in draw order. Memoised: G env copies share one list.
+
+    ``kind`` is ``arithmetic`` or ``chain``; a chain task also carries its worked steps."""
+    draw = _sampler(difficulty) if kind == "arithmetic" else _chain_sampler(difficulty)
+    rng = random.Random(f"{kind}-{difficulty}-{seed}")
+    prefix = "arith" if kind == "arithmetic" else kind
     want_test, seen, tasks, misses = split == "test", set(), [], 0
     while len(tasks) < size and misses < _MAX_MISSES:
         question, value, family, key = draw(rng)
@@ -150,7 +155,8 @@ def _generate(difficulty: int, size: int, seed: int, split: Split) -> tuple[Math
         misses = 0
         seen.add(key)
         digest = hashlib.sha256(question.encode()).hexdigest()[:12]
-        tasks.append(MathTask(f"arith-d{difficulty}-{digest}", question, str(value), family))
+        solution = worked_steps(key) if kind == "chain" else ""
+        tasks.append(MathTask(f"{prefix}-d{difficulty}-{digest}", question, str(value), family, solution))
     return tuple(tasks)
 
 
@@ -167,7 +173,60 @@ class ArithmeticTasks(_ListTasks):
     def __init__(self, difficulty: int = 1, size: int = 10000, seed: int = 0, split: Split = "train") -> None:
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        super().__init__(list(_generate(difficulty, size, seed, split)))
+        super().__init__(list(_generate("arithmetic", difficulty, size, seed, split)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Worked chains: "What is 23 + 48 - 17?" answered "23+48=71\n71-17=54\n#### 54". Every step is
+# written out, so a wrong answer leaves the right one at the first wrong digit, mid-response
+# (what ResRL's token weights can act on), 20-60 tokens with the tiny model's tokenizer.
+
+# difficulty -> (start range, operand range, steps, cap on the running total)
+_CHAINS = {1: ((2, 19), (2, 9), 3, 99), 2: ((10, 99), (10, 99), 2, 999), 3: ((10, 99), (10, 99), 3, 999)}
+
+
+def _chain_sampler(difficulty: int) -> Callable[[random.Random], Problem]:
+    if difficulty not in _CHAINS:
+        raise ValueError(f"chain difficulty must be one of {sorted(_CHAINS)}, got {difficulty}")
+    (s_lo, s_hi), (lo, hi), steps, cap = _CHAINS[difficulty]
+
+    def draw(rng: random.Random) -> Problem:
+        total = rng.randint(s_lo, s_hi)
+        text = str(total)
+        for _ in range(steps):
+            b, op = rng.randint(lo, hi), rng.choice("+-")
+            if (op == "-" and b > total) or (op == "+" and total + b > cap):  # stay in [0, cap]
+                op = "+" if op == "-" else "-"
+            total += b if op == "+" else -b
+            text += f" {op} {b}"
+        return f"What is {text}?", total, "chain", text
+
+    return draw
+
+
+def worked_steps(expr: str) -> str:
+    """One line per operation, left to right: ``"23 + 48 - 17"`` -> ``"23+48=71\n71-17=54"``."""
+    parts = expr.split()
+    total, lines = int(parts[0]), []
+    for op, num in zip(parts[1::2], parts[2::2]):
+        new = total + int(num) if op == "+" else total - int(num)
+        lines.append(f"{total}{op}{num}={new}")
+        total = new
+    return "\n".join(lines)
+
+
+class ChainTasks(_ListTasks):
+    """Left-to-right + / - chains whose expert answer shows every step (``MathTask.solution``).
+
+    ``difficulty``: 1 = a start of 2-19 and three steps of ±2..9, the total kept in 0..99
+    ("What is 7 + 5 - 3 + 8?", ~30 answer tokens); 2 = two steps of 2-digit operands; 3 = three.
+    Running totals never go negative. train and test are disjoint by a hash of the expression.
+    """
+
+    def __init__(self, difficulty: int = 1, size: int = 10000, seed: int = 0, split: Split = "train") -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        super().__init__(list(_generate("chain", difficulty, size, seed, split)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,12 +275,14 @@ def make_tasks(source: str = "arithmetic", *, split: Split = "train", difficulty
                size: int = 10000, seed: int = 0, data_path: str | Path | None = None) -> TaskSource:
     """Build a task source.
 
-    ``source``: ``"arithmetic"`` (built in; uses difficulty, size, seed, split), ``"gsm8k"``
+    ``source``: ``"arithmetic"`` or ``"chain"`` (built in; use difficulty, size, seed, split), ``"gsm8k"``
     (needs ``data_path``: a folder holding ``<split>.jsonl`` or a jsonl file), or a path to a
     jsonl file of ``{"question", "answer"}``.
     """
     if source == "arithmetic":
         return ArithmeticTasks(difficulty=difficulty, size=size, seed=seed, split=split)
+    if source == "chain":
+        return ChainTasks(difficulty=difficulty, size=size, seed=seed, split=split)
     if source == "gsm8k":
         if data_path is None:
             raise ValueError("source='gsm8k' needs data_path: a folder with train.jsonl/test.jsonl "
@@ -236,4 +297,4 @@ def make_tasks(source: str = "arithmetic", *, split: Split = "train", difficulty
         if not path.is_file():
             raise FileNotFoundError(f"task file not found: {path}")
         return JsonlTasks(path, size=size)
-    raise ValueError(f"unknown task source {source!r}: use 'arithmetic', 'gsm8k' or a .jsonl path")
+    raise ValueError(f"unknown task source {source!r}: use 'arithmetic', 'chain', 'gsm8k' or a .jsonl path")

@@ -19,6 +19,7 @@ import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
+from resrl_agents.eval.validation import Validator
 from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs
 from resrl_agents.models import load_policy
@@ -74,6 +75,8 @@ class RLRecipe:
     def setup(self) -> None:
         cfg = self.cfg
         t = cfg.trainer
+        if t.eval_every < 0:
+            raise ValueError(f"trainer.eval_every must be >= 0 (0 = no validation), got {t.eval_every}")
         if t.num_threads:
             torch.set_num_threads(t.num_threads)
         seed_everything(t.seed)
@@ -129,6 +132,8 @@ class RLRecipe:
             self.start_step = state["step"]
         self.logger = MetricsLogger(t.output_dir, tensorboard=t.tensorboard, wandb=t.wandb,
                                     resume_step=self.start_step if resume_from else None) if self.rank == 0 else None
+        # held-out validation of the in-memory policy, on rank 0 (its envs are built once, here)
+        self.validator = Validator(cfg.env, t.eval, cfg.rollout) if t.eval_every and self.rank == 0 else None
 
     # ------------------------------------------------------------------ rollout helpers
     def _rollout_round(self, step: int, round_: int) -> list[Trajectory]:
@@ -264,11 +269,15 @@ class RLRecipe:
         cols = [TextColumn("[bold]step {task.completed}/{task.total}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
         with Progress(*cols, disable=not t.progress or self.rank > 0, transient=False) as bar:
             task = bar.add_task("train", total=t.steps, completed=self.start_step, info="")
+            if self.validator is not None and self.start_step == 0:  # the baseline, before any update
+                self.logger.log(0, self.validator(self.policy, self.renderer))
             for step in range(self.start_step, t.steps):
                 try:
                     m = self.train_step(step)
                 except FloatingPointError as e:  # non-finite hidden states or rewards: say where
                     raise FloatingPointError(f"step {step + 1}: {e}") from None
+                if self.validator is not None and ((step + 1) % t.eval_every == 0 or step + 1 == t.steps):
+                    m |= self.validator(self.policy, self.renderer)
                 if self.logger is not None:
                     self.logger.log(step + 1, m)
                     self.logger.log_samples(step + 1, self.samples)
@@ -285,6 +294,8 @@ class RLRecipe:
         if self.logger is not None:
             self.logger.close()
         close_envs(self.envs)
+        if self.validator is not None:
+            self.validator.close()
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()

@@ -20,7 +20,7 @@ from gymnasium.error import ResetNeeded
 
 import resrl_agents.envs  # noqa: F401  (registers the ids)
 from resrl_agents.envs.math import DEFAULT_SYSTEM_PROMPT, MathEnv
-from resrl_agents.envs.math_tasks import ArithmeticTasks, GSM8KTasks, gold_from_solution, make_tasks
+from resrl_agents.envs.math_tasks import ArithmeticTasks, ChainTasks, GSM8KTasks, gold_from_solution, make_tasks, worked_steps
 from resrl_agents.envs.verify import MathVerifier, prepare_answer, prepare_gold
 
 HANGS_SYMPY = "\\boxed{9^{9^{9^{9}}}}"  # math-verify never returns on this (checked: > 120 s)
@@ -78,6 +78,39 @@ def test_task_lookup_by_id():
     assert src.index_of(src.get(42).task_id) == 42
     with pytest.raises(KeyError):
         src.index_of("nope")
+
+
+def test_worked_steps_by_hand():
+    # 23 + 48 = 71, then 71 - 17 = 54
+    assert worked_steps("23 + 48 - 17") == "23+48=71\n71-17=54"
+
+
+@pytest.mark.parametrize("difficulty", [1, 2, 3])
+def test_chain_tasks_show_right_steps_and_stay_held_out(difficulty):
+    train, test = ChainTasks(difficulty, size=2000), ChainTasks(difficulty, size=500, split="test")
+    assert _questions(train) == _questions(ChainTasks(difficulty, size=2000))  # deterministic
+    assert not set(_questions(train)) & set(_questions(test))
+    for src in (train, test):
+        for i in range(len(src)):
+            t = src.get(i)
+            expr = t.question.removeprefix("What is ").removesuffix("?")
+            assert int(t.answer) == eval(expr) and t.family == "chain"  # + and - only: left to right
+            lines = t.solution.split("\n")
+            assert len(lines) == (2 if difficulty == 2 else 3) and lines[-1].endswith(f"={t.answer}")
+            totals = [int(x.split("=")[1]) for x in lines]
+            assert min(totals) >= 0 and (difficulty > 1 or max(totals) <= 99)
+    with pytest.raises(ValueError, match="chain difficulty"):
+        ChainTasks(difficulty=4)
+
+
+def test_chain_expert_shows_work_and_is_rewarded():
+    env = gym.make("resrl_agents/Math-v0", source="chain", split="test")
+    obs, _ = env.reset(seed=3)
+    task = env.unwrapped._task
+    action = env.unwrapped.expert_action()
+    assert action == f"{task.solution}\n#### {task.answer}" and obs == task.question
+    assert env.step(action)[1] == 1.0
+    env.close()
 
 
 def test_gsm8k_tasks(shared_data):

@@ -52,3 +52,13 @@ def test_round_trip_examples(tiny_tok):
 def test_round_trip_arbitrary_text(tiny_tok, text):
     ids = tiny_tok(text, add_special_tokens=False).input_ids
     assert tiny_tok.decode(ids) == text
+
+
+def test_chain_answers_are_20_to_60_tokens(tiny_tok):
+    """The learning study's task: worked answers long enough to diverge mid-response."""
+    from resrl_agents.envs.math_tasks import ChainTasks
+
+    for difficulty in (1, 2, 3):
+        src = ChainTasks(difficulty, size=200)
+        lengths = [len(tiny_tok(f"{t.solution}\n#### {t.answer}").input_ids) + 1 for t in map(src.get, range(len(src)))]  # + <|im_end|>
+        assert 20 <= min(lengths) and max(lengths) <= 60, (difficulty, min(lengths), max(lengths))
