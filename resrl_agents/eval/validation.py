@@ -9,7 +9,10 @@ call, so the points of a validation curve differ only by the weights.
 
 from __future__ import annotations
 
+import json
+import math
 import time
+from pathlib import Path
 
 from resrl_agents.config.eval_schema import EvalConfig
 from resrl_agents.config.schema import EnvConfig, RolloutConfig, ValidationConfig
@@ -73,3 +76,37 @@ class Validator:
 
     def close(self) -> None:
         close_envs(self.envs)
+
+
+def validation_curve(output_dir: str | Path) -> Path | None:
+    """Print the run's validation curve (every ``val/*`` record of ``metrics.jsonl``) as a table, and
+    write it as ``val_curve.png`` when matplotlib is installed; returns the PNG's path."""
+    path = Path(output_dir) / "metrics.jsonl"
+    rows = [r for r in map(json.loads, path.read_text().splitlines()) if any(k.startswith("val/") for k in r)]
+    if not rows:
+        return None
+    keys = [k for k in ("val/avg@1_greedy", *sorted(k for k in rows[-1] if k.startswith("val/avg@") and k != "val/avg@1_greedy"),
+                        *sorted((k for k in rows[-1] if k.startswith("val/pass@")), key=lambda k: int(k.split("@")[1]))[-1:])
+            if k in rows[-1]]
+    print("validation (held-out): " + "  ".join(f"{k[4:]:>14}" for k in keys))
+    for r in rows:
+        print(f"  step {r['step']:>6}        " + "  ".join(f"{r.get(k, math.nan):14.3f}" for k in keys))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for k in keys:
+        ax.plot([r["step"] for r in rows], [r.get(k, math.nan) for r in rows], marker="o", label=k[4:])
+    ax.set(xlabel="step", ylabel="held-out success", ylim=(0, 1), title="validation during training")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    png = Path(output_dir) / "val_curve.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    print(f"wrote {png}")
+    return png

@@ -19,7 +19,7 @@ import torch
 
 import resrl_agents.envs  # noqa: F401  (registers the env ids)
 from resrl_agents.config.schema import TrainConfig
-from resrl_agents.eval.validation import Validator
+from resrl_agents.eval.validation import Validator, validation_curve
 from resrl_agents.rollout.backends import make_rollout_policy
 from resrl_agents.rollout.env_pool import EnvPool, close_envs, make_envs
 from resrl_agents.models import load_policy
@@ -284,6 +284,8 @@ class RLRecipe:
                 bar.update(task, advance=1, info=f"reward {m.get('rollout/reward_mean', float('nan')):.3f}")
                 if (step + 1) % t.save_every == 0 or step + 1 == t.steps:
                     self.save(step + 1)
+        if self.validator is not None:
+            validation_curve(t.output_dir)
 
     def save(self, step: int) -> None:
         state = self.engine.optimizer_state() | {"scheduler": self.scheduler.state_dict(), "update_rng": self.update_rng.get_state()}
