@@ -120,7 +120,7 @@ def _step(ep: _Episode, gen, content: str, result: Any, renderer: ChatRenderer, 
     else:
         obs, reward, terminated, truncated, info = result
     ep.turns.append(Turn(tuple(ep.next_obs_ids), gen.ids, gen.logp, ep.next_obs_text, content,
-                         float(reward), bool(info.get("invalid", False))))
+                         float(reward), bool(info.get("invalid", False)), action_hidden=gen.hidden))
     ep.reward += float(reward)
     ep.won = ep.won or bool(info.get("won", False))
     ep.terminated, ep.truncated = bool(terminated), bool(truncated)

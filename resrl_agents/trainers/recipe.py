@@ -24,13 +24,13 @@ from resrl_agents.rollout.env_pool import EnvPool, close_envs
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
-from resrl_agents.rollout.collate import collate
+from resrl_agents.rollout.collate import collate, rollout_hidden
 from resrl_agents.rollout.drift import drift_check
 from resrl_agents.rollout.types import Trajectory
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
 from resrl_agents.trainers.distributed import make_engine
-from resrl_agents.trainers.forward import ResRLSettings, score_batch
+from resrl_agents.trainers.forward import ResRLSettings, rollout_weights, score_batch
 from resrl_agents.trainers.metrics import MetricsLogger
 from resrl_agents.trainers.resrl import GroupStats
 from resrl_agents.trainers.update import ppo_update
@@ -105,10 +105,13 @@ class RLRecipe:
         else:
             self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
             self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
-        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
-                                          output_dir=t.output_dir, seed=t.seed)  # hf, or vllm (synced in phase 5)
-        self.renderer = ChatRenderer(self.tokenizer)
         self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
+        self.rollout_exact = rollout_is_exact(cfg)  # its log-probs are the trained policy's
+        keep_hidden = self.rollout_exact and self.resrl is not None
+        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
+                                          output_dir=t.output_dir, seed=t.seed,  # hf, or vllm (synced in phase 5)
+                                          hidden_layer=cfg.algo.hidden_layer if keep_hidden else None)
+        self.renderer = ChatRenderer(self.tokenizer)
         self.update_rng = torch.Generator().manual_seed(t.seed)
         if resume_from is not None:
             state = ckpt.load_trainer_state(resume_from, self.rank)
@@ -215,15 +218,13 @@ class RLRecipe:
         batch = collate(trajs, reward.tolist(), seq_adv.tolist(), history=cfg.rollout.history, pad_id=self.policy.pad_id)
         metrics = {"reward/shaped_mean": float(reward.mean()), "reward/adv_abs_mean": float(seq_adv.abs().mean())}
 
-        # 3. one no-grad pass: old log-probs, reference log-probs, ResRL weights per whole group
+        # 3. old log-probs, reference log-probs, ResRL weights per whole group: from the rollout's
+        # own forwards when it sampled with these weights, else one no-grad scoring pass
         tic = time.perf_counter()
         seeds = {g: hash((t.seed, g)) % (2**31) for g in gid.unique().tolist()}
-        batch.logp_old, ref_logp, batch.weight, stats = score_batch(
-            self.engine.rollout_model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
-            temperature=cfg.rollout.temperature, device=self.device, resrl=self.resrl, group_seed=seeds,
-            ref_model=self.ref_model)
+        ref_logp, stats, score_metrics = self._old_logp_and_weights(batch, trajs, seeds)
         batch.adv = batch.seq_adv[:, None] * batch.weight * batch.loss_mask  # (B, T)
-        metrics |= resrl_metrics(stats, batch) if self.resrl else {}
+        metrics |= score_metrics | (resrl_metrics(stats, batch) if self.resrl else {})
         metrics["perf/score_s"] = time.perf_counter() - tic
 
         # 4. update: PPO epochs, mini-batches of whole groups, exact gradient accumulation
@@ -232,11 +233,36 @@ class RLRecipe:
                               mini_batch_groups=t.mini_batch_groups, micro_batch_size=t.micro_batch_size,
                               micro_batch_tokens=t.micro_batch_tokens, temperature=cfg.rollout.temperature,
                               max_len=cfg.rollout.max_new_tokens * self.max_turns, device=self.device,
-                              generator=self.update_rng)
+                              generator=self.update_rng, share_prefix=t.share_prefix)
         self.scheduler.step()
         metrics["perf/update_s"] = time.perf_counter() - tic
         metrics["perf/trained_tokens"] = float(batch.attention_mask.sum())
         return metrics | {"loss/lr": self.scheduler.get_last_lr()[0]}
+
+    def _old_logp_and_weights(self, batch, trajs: list[Trajectory], seeds: dict[int, int]
+                              ) -> tuple[torch.Tensor | None, list[GroupStats], dict[str, float]]:
+        """Fill ``batch.logp_old`` and ``batch.weight``; return reference log-probs, ResRL group
+        stats and metrics. ``trainer.rescore``: the rollout's sampling log-probs and hidden states
+        (no forward: the sampler is the trained model with the same weights and distribution),
+        or a no-grad scoring pass that recomputes them (then their mismatch is measured)."""
+        t = self.cfg.trainer
+        score = lambda model, resrl: score_batch(  # noqa: E731
+            model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
+            temperature=self.cfg.rollout.temperature, device=self.device, resrl=resrl, group_seed=seeds,
+            share_prefix=t.share_prefix)
+        hidden = rollout_hidden(trajs) if self.resrl is not None and self.rollout_exact else None
+        if self.rollout_exact and (self.resrl is None or hidden is not None):
+            batch.logp_old = batch.logp_sample
+            batch.weight, stats = (rollout_weights(batch, hidden, self.resrl, seeds, self.device) if self.resrl
+                                   else (torch.ones(batch.input_ids.shape), []))
+            ref_logp = score(self.ref_model, None)[0] if self.ref_model is not None else None
+            return ref_logp, stats, {}
+        if t.rescore == "never":
+            raise RuntimeError("trainer.rescore=never, but the rollout kept no hidden states for ResRL (this model's "
+                               "cache goes through model.generate); use trainer.rescore=auto")
+        batch.logp_old, _, batch.weight, stats = score(self.engine.rollout_model, self.resrl)
+        ref_logp = score(self.ref_model, None)[0] if self.ref_model is not None else None
+        return ref_logp, stats, logp_mismatch(batch)
 
     # ------------------------------------------------------------------ loop
     def train(self) -> None:
@@ -266,6 +292,34 @@ class RLRecipe:
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()
+
+
+def rollout_is_exact(cfg: TrainConfig) -> bool:
+    """Whether old log-probs (and ResRL's states) are taken from the rollout (``trainer.rescore``).
+
+    They are exact when the sampler is the trained model itself (``rollout.backend=hf``, with the
+    weights the update starts from) and sampled from the loss's distribution softmax(logits / τ)
+    (no nucleus cut, τ > 0): then the scoring pass would recompute the same numbers up to float
+    rounding, for any number of PPO epochs and mini-batches (π_old is the sampling policy).
+    """
+    t, r = cfg.trainer, cfg.rollout
+    if t.rescore not in ("auto", "always", "never"):
+        raise ValueError(f"trainer.rescore must be auto, always or never, got {t.rescore!r}")
+    exact = r.backend == "hf" and r.top_p >= 1.0 and r.temperature > 0
+    if t.rescore == "never" and not exact:
+        raise ValueError("trainer.rescore=never needs rollout.backend=hf, rollout.top_p=1 and rollout.temperature>0 "
+                         "(else the sampling log-probs are not the trained policy's); use trainer.rescore=auto")
+    return exact and t.rescore != "always"
+
+
+def logp_mismatch(batch) -> dict[str, float]:
+    """perf/logp_mismatch*: |recomputed - sampling| log-prob over policy tokens (what the importance
+    ratio would carry if the rollout's log-probs were used)."""
+    mask = batch.loss_mask.bool()
+    if not mask.any():
+        return {}
+    d = (batch.logp_old - batch.logp_sample).abs()[mask]
+    return {"perf/logp_mismatch": float(d.mean()), "perf/logp_mismatch_max": float(d.max())}
 
 
 def make_envs(env_id: str, kwargs: dict, n: int) -> list[gym.Env]:
