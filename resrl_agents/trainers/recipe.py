@@ -107,6 +107,8 @@ class RLRecipe:
             self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
         self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
         self.rollout_exact = rollout_is_exact(cfg)  # its log-probs are the trained policy's
+        # HF's checkpointed forwards keep no keys/values, so a shared prompt has none to share
+        self.share_prefix = t.share_prefix and not cfg.model.gradient_checkpointing
         keep_hidden = self.rollout_exact and self.resrl is not None
         self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
                                           output_dir=t.output_dir, seed=t.seed,  # hf, or vllm (synced in phase 5)
@@ -233,7 +235,7 @@ class RLRecipe:
                               mini_batch_groups=t.mini_batch_groups, micro_batch_size=t.micro_batch_size,
                               micro_batch_tokens=t.micro_batch_tokens, temperature=cfg.rollout.temperature,
                               max_len=cfg.rollout.max_new_tokens * self.max_turns, device=self.device,
-                              generator=self.update_rng, share_prefix=t.share_prefix)
+                              generator=self.update_rng, share_prefix=self.share_prefix)
         self.scheduler.step()
         metrics["perf/update_s"] = time.perf_counter() - tic
         metrics["perf/trained_tokens"] = float(batch.attention_mask.sum())
@@ -249,7 +251,7 @@ class RLRecipe:
         score = lambda model, resrl: score_batch(  # noqa: E731
             model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
             temperature=self.cfg.rollout.temperature, device=self.device, resrl=resrl, group_seed=seeds,
-            share_prefix=t.share_prefix)
+            share_prefix=self.share_prefix)
         hidden = rollout_hidden(trajs) if self.resrl is not None and self.rollout_exact else None
         if self.rollout_exact and (self.resrl is None or hidden is not None):
             batch.logp_old = batch.logp_sample

@@ -68,7 +68,7 @@ def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: Alg
                 if algo.entropy_coef:
                     ent = pad_left(entropy_from_logits(logits, temperature), p)  # (b, t)
                     loss_tok = loss_tok - algo.entropy_coef * ent
-                    m["entropy"] = (ent * mask).sum() / mask.sum().clamp_min(1)
+                    m["entropy"] = (ent.detach() * mask).sum() / mask.sum().clamp_min(1)
                 if ref_logp is not None and algo.kl_coef:
                     kl = kl_penalty(logp, ref_logp[minis[i]][idx, :t].to(device), algo.kl_estimator)  # (b, t)
                     loss_tok = loss_tok + algo.kl_coef * kl
