@@ -130,23 +130,28 @@ class HFPolicy:
                 sel = torch.tensor([row[tuple(p)] for p in prompts], device=self.device)
                 cache.batch_select_indices(sel)
                 mask, logits = mask[sel], logits[sel]
-                h = h[sel] if keep_hidden else None
+                h = h[sel] if keep_hidden else None  # (b, H)
             pos = torch.tensor([len(p) for p in prompts], device=self.device)  # (b,) next position of each live row
             rng = torch.Generator(device=self.device).manual_seed(params.seed)
             eos = set(self.eos_ids)
             alive = list(range(len(prompts)))  # batch row -> prompt index
             ids: list[list[int]] = [[] for _ in prompts]
             logps: list[list[float]] = [[] for _ in prompts]
-            hidden: list[list[torch.Tensor]] = [[] for _ in prompts]  # (H,) per token, when captured
+            states: list[torch.Tensor] = []  # (b, H) per forward, when captured
+            where: list[list[int]] = [[] for _ in prompts]  # each token's row in torch.cat(states)
+            offset = 0  # rows of ``states`` so far
             saved: list[RowCache] = []
             for step in range(params.max_new_tokens):
                 tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
+                if keep_hidden:
+                    states.append(h)  # (b, H)
+                base, offset = offset, offset + len(alive)
                 keep = []
                 for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
                     ids[i].append(t)
                     logps[i].append(lp)
-                    if h is not None:
-                        hidden[i].append(h[j])  # the state whose logits sampled t
+                    if keep_hidden:
+                        where[i].append(base + j)  # the state whose logits sampled t
                     if t in eos or step == params.max_new_tokens - 1:
                         if self.prefix_cache:  # holds the prompt and every generated token but the last
                             saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), cut_row(cache, j, mask[j].bool())))
@@ -167,8 +172,9 @@ class HFPolicy:
                 pos = pos + 1
         if self.prefix_cache:
             self.store.replace(saved, version)
-        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, torch.stack(hs).cpu() if hs else None)
-                for g, lp, hs in zip(ids, logps, hidden)]
+        flat = torch.cat(states).cpu() if keep_hidden else None  # (sum of b over forwards, H)
+        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, flat[w] if keep_hidden else None)
+                for g, lp, w in zip(ids, logps, where)]
 
     def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams) -> list[Generation]:
         """``model.generate`` on left-padded prompts, for caches the own decode loop cannot cut."""
