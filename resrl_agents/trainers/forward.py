@@ -108,7 +108,8 @@ def causal_logits(model, input_ids: torch.Tensor, prefix: int = 0) -> torch.Tens
 
     ``prefix > 0``: every row starts with the same ``prefix`` tokens. They run once (row 0's),
     without logits, and their keys/values are repeated for each row (a differentiable copy, so
-    gradients of every row flow back into the one prefix forward).
+    gradients of every row flow back into the one prefix forward). The rows' part attends through
+    the explicit causal mask HF builds for a cache, ``(B, 1, T - prefix, T)``.
     """
     if prefix == 0:
         return model(input_ids=input_ids).logits
@@ -133,8 +134,9 @@ def policy_tokens(loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def hidden_cols(cols: torch.Tensor) -> torch.Tensor:
     """Column of the hidden state that weighs the token at ``cols``: the state that predicts it
-    (position t-1, the released code's choice; the one the rollout captures). The one place that
-    picks the position."""
+    (position t-1, the released code's choice). The one place that picks the position; the
+    rollout keeps exactly these states (a token's own state, t, exists there for every token of
+    a turn but its last, which no decode forward ever reads)."""
     return cols - 1
 
 
