@@ -1,11 +1,14 @@
 """ResRL's cost over GRPO on identical batches, measured in one run.
 
-Rollouts are sampled once (the tiny model on the math env, ``--max-new`` tokens each) and every
-group is given a 50/50 split of rewards, so that every group is weighted: the worst case for
-ResRL. Then GRPO and ResRL learn from the same trajectories (phases 2-4 of the training step:
-advantages, the no-grad scoring pass, the PPO update), interleaved, alternating which goes first,
-for ``--repeats`` rounds. Rollout time is identical for both and excluded; the ratio is of the
-step time that differs.
+Rollouts are sampled once by the ResRL recipe (the tiny model on the math env, ``--max-new``
+tokens each; its decode loop keeps the hidden state of every sampled token) and every group is
+given a 50/50 split of rewards, so that every group is weighted: the worst case for ResRL. Then
+GRPO and ResRL learn from the same trajectories (phases 2-4 of the training step: advantages, old
+log-probs and ResRL weights, the PPO update), interleaved, alternating which goes first, for
+``--repeats`` rounds. The rollout differs only by ResRL's hidden-state capture (ResRL's states
+come from the decode forwards, so its cost is split between the rollout and the weighting): the
+same rollouts (same seeds) are timed with and without it, interleaved. The step-time ratio is of
+the sums of the medians, rollout plus phases 2-4; the two parts are printed too.
 
 Peak memory: on CUDA, ``max_memory_allocated`` around each step in this process. On CPU torch
 keeps no allocator statistics, so each algorithm learns the same saved batches in a fresh child
@@ -13,7 +16,9 @@ process that does no rollout; a thread samples its RSS every millisecond, and th
 largest sample over the resident size just before the first step is compared.
 
 Ends with
-    ResRL/GRPO step-time ratio: X.XX        (target <= 1.03)
+    ResRL/GRPO rollout-time ratio: X.XX     (the hidden-state capture)
+    ResRL/GRPO learn-time ratio: X.XX       (phases 2-4: the weighting)
+    ResRL/GRPO step-time ratio: X.XX        (rollout + phases 2-4; target <= 1.03)
     ResRL/GRPO peak-memory ratio: X.XX      (target <= 1.10)
 """
 
@@ -56,6 +61,18 @@ def fixed_batches(recipe: RLRecipe, n: int):
         trajs = recipe._rollout_round(step, 0)
         out.append([dataclasses.replace(t, reward=float(i % 2)) for i, t in enumerate(trajs)])
     return out
+
+
+def rollout_times(recipes: dict[str, RLRecipe], n: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per rollout batch of each recipe, the same batches (same seeds), interleaved."""
+    times = {name: [] for name in recipes}
+    for r in range(repeats):
+        for step in range(n):
+            for name in (list(recipes) if r % 2 == 0 else list(recipes)[::-1]):
+                tic = time.perf_counter()
+                recipes[name]._rollout_round(step, 0)
+                times[name].append(time.perf_counter() - tic)
+    return times
 
 
 def timed_learn(recipe: RLRecipe, trajs) -> tuple[float, int]:
@@ -119,7 +136,8 @@ def main() -> None:
     if args.child:
         return run_child(args)
     grpo, resrl = make_recipe("grpo", args), make_recipe("resrl", args)
-    batches = fixed_batches(grpo, args.batches)
+    batches = fixed_batches(resrl, args.batches)
+    roll = rollout_times({"grpo": grpo, "resrl": resrl}, args.batches, args.repeats)
     n_tok = sum(t.response_length for b in batches for t in b) / len(batches)
     print(f"{len(batches)} batches of {args.groups}x{args.group_size} trajectories, {n_tok:.0f} policy tokens each, "
           f"device {grpo.device}, {args.repeats} interleaved repeats")
@@ -134,13 +152,17 @@ def main() -> None:
                 times[name].append(dt)
                 peaks[name] = max(peaks[name], peak)
     for name in times:
-        print(f"{name}: median step {statistics.median(times[name]) * 1e3:.1f} ms over {len(times[name])} steps")
+        print(f"{name}: median step {statistics.median(times[name]) * 1e3:.1f} ms over {len(times[name])} steps, "
+              f"median rollout {statistics.median(roll[name]) * 1e3:.1f} ms")
     if grpo.device.type != "cuda":
         path = f"{args.out}/batches.pt"
         torch.save(batches, path)
         peaks = {name: child_peak_rss(args, name, path) for name in peaks}
         print(f"peak RSS growth (child processes): grpo {peaks['grpo'] / 2**20:.1f} MiB, resrl {peaks['resrl'] / 2**20:.1f} MiB")
-    print(f"ResRL/GRPO step-time ratio: {statistics.median(times['resrl']) / statistics.median(times['grpo']):.2f}")
+    med = {name: (statistics.median(roll[name]), statistics.median(times[name])) for name in times}
+    print(f"ResRL/GRPO rollout-time ratio: {med['resrl'][0] / med['grpo'][0]:.2f}")
+    print(f"ResRL/GRPO learn-time ratio: {med['resrl'][1] / med['grpo'][1]:.2f}")
+    print(f"ResRL/GRPO step-time ratio: {sum(med['resrl']) / sum(med['grpo']):.2f}")
     print(f"ResRL/GRPO peak-memory ratio: {peaks['resrl'] / max(peaks['grpo'], 1):.2f}")
 
 

@@ -29,3 +29,13 @@ if [ "${RESRL_NO_VLLM:-0}" != 1 ]; then
   .venv-vllm/bin/python -m pip install -q -e ".[dev,serve]"
   echo "vLLM (CPU build) installed in .venv-vllm"
 fi
+
+# TRL in its own venv (.venv-trl), only for benchmarks/vs_trl.py and only when asked
+# (RESRL_TRL=1): its pins are not the main venv's, and CI does not need it.
+if [ "${RESRL_TRL:-0}" = 1 ]; then
+  [ -x .venv-trl/bin/python ] || "$PY" -m venv .venv-trl
+  .venv-trl/bin/python -m pip install -q --upgrade pip
+  .venv-trl/bin/python -m pip install -q torch==2.13.0
+  .venv-trl/bin/python -m pip install -q trl==1.16.0 "transformers>=4.56,<5.20"
+  echo "TRL installed in .venv-trl (for benchmarks/vs_trl.py)"
+fi

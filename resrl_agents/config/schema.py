@@ -136,6 +136,8 @@ class TrainerConfig:
     mini_batch_groups: Optional[int] = None  # groups per optimizer step (null = whole batch; under DeepSpeed: per rank)
     micro_batch_size: int = 8  # rows per forward/backward (gradient accumulation)
     micro_batch_tokens: Optional[int] = None  # also cap rows x longest row per forward (null = rows only)
+    rescore: str = "auto"  # old log-probs / ResRL states: auto (from the rollout when it sampled with the trained weights) | always (a no-grad scoring pass) | never
+    share_prefix: bool = True  # training forwards run a group's shared prompt once, rows of one group per forward (off under model.gradient_checkpointing)
     seed: int = 0  # seeds rollouts, sampling and torch
     device: str = "auto"  # auto | cpu | cuda
     num_threads: Optional[int] = None  # torch intra-op threads (null = torch default)

@@ -125,7 +125,8 @@ def _step(ep: _Episode, gen, content: str, result: Any, renderer: ChatRenderer, 
     else:
         obs, reward, terminated, truncated, info = result
     ep.turns.append(Turn(tuple(ep.next_obs_ids), gen.ids, gen.logp, ep.next_obs_text, content,
-                         float(reward), bool(info.get("invalid", False)), clipped=not gen.stopped))
+                         float(reward), bool(info.get("invalid", False)), clipped=not gen.stopped,
+                         action_hidden=gen.hidden))
     ep.reward += float(reward)
     for name, value in info.get("reward_components", {}).items():
         ep.reward_components[name] = ep.reward_components.get(name, 0.0) + float(value)

@@ -21,6 +21,16 @@ def trajectory_rows(traj: Trajectory, layout: Layout) -> list[tuple[list[int], l
     ]
 
 
+def rollout_hidden(trajs: Sequence[Trajectory]) -> torch.Tensor | None:
+    """``(N, H)`` the rollout's hidden state that predicted each policy token of ``collate(trajs)``,
+    in the row-major order of its loss mask (turn after turn, row after row, in either layout);
+    None when a turn has none (the policy did not capture them)."""
+    hidden = [t.action_hidden for traj in trajs for t in traj.turns]
+    if not hidden or any(h is None for h in hidden):
+        return None
+    return torch.cat(hidden)
+
+
 def collate(trajs: Sequence[Trajectory], reward: Sequence[float], seq_adv: Sequence[float], *,
             history: str, pad_id: int, success: Sequence[bool] | None = None) -> Batch:
     """Rows of the trajectories in the given order (keep groups contiguous), right-padded.

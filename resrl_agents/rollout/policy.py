@@ -6,13 +6,15 @@ log-probs. Backends differ only here; the agent loop is the same for all of them
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+from dataclasses import dataclass, field
 from typing import Callable, Protocol, Sequence
 
 import torch
 from transformers import DynamicCache
 from transformers.cache_utils import Cache, DynamicLayer
 
+from resrl_agents.models.hooks import capture_hidden
 from resrl_agents.rollout.attention import decode_attention
 from resrl_agents.rollout.kv_cache import PrefixStore, RowCache, batch_cache, cut_row
 
@@ -25,6 +27,9 @@ class Generation:
     ids: tuple[int, ...]
     logp: tuple[float, ...]
     stopped: bool  # True when the model emitted EOS, False when cut at max_new_tokens
+    # (n, H) the captured layer's state at the position that predicts each token (HFPolicy with
+    # ``hidden_layer`` set; else None), on the CPU in the model's dtype
+    hidden: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,20 @@ class HFPolicy:
     ``kv_cache.py``). All rows then decode together, and a row leaves the batch as soon as it
     emits EOS. Models whose cache is not plain full attention (sliding windows, recurrent layers)
     go through ``model.generate``.
+
+    With ``hidden_layer`` set, the own decode loop also returns, per sampled token, that layer's
+    hidden state at the position that predicts it (the state ResRL weighs the token by): the
+    training step then needs no forward of its own to get them.
     """
 
-    def __init__(self, model, tokenizer, device: torch.device | str = "cpu", prefix_cache: bool = True):
+    def __init__(self, model, tokenizer, device: torch.device | str = "cpu", prefix_cache: bool = True,
+                 hidden_layer: int | None = None):
         self.model = model
         self.device = torch.device(device)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.prefix_cache = prefix_cache
+        self.hidden_layer = hidden_layer
         self.store = PrefixStore()
         layers = DynamicCache(config=model.config).layers
         self.own_decode = all(type(layer) is DynamicLayer for layer in layers)
@@ -86,9 +97,11 @@ class HFPolicy:
         """Drop the kept KV caches (the episodes they belong to are over)."""
         self.store.clear()
 
-    def _prefill(self, prompts: list[tuple[int, ...]], room: int) -> tuple[Cache, torch.Tensor, torch.Tensor]:
+    def _prefill(self, prompts: list[tuple[int, ...]], room: int
+                 ) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward over the uncached tail of every prompt: a batch cache with ``room`` free
-        positions, its attention mask ``(D, W)`` and the next-token logits ``(D, V)``.
+        positions, its attention mask ``(D, W)``, the next-token logits ``(D, V)`` and the column
+        ``(D,)`` of each prompt's last token in the forward's output.
 
         Row i holds [pads | cached prefix | tail | pads]: cached prefixes are right-aligned at
         column C, tails start there and are right-padded to the longest; positions are explicit.
@@ -109,55 +122,70 @@ class HFPolicy:
                                           past_key_values=cache, use_cache=True).last_hidden_state  # (D, S, H)
         last = torch.tensor([len(p) - s - 1 for p, s in zip(prompts, starts)], device=self.device)
         logits = self.model.get_output_embeddings()(hidden[torch.arange(len(prompts), device=self.device), last])
-        return cache, mask, logits.float()  # (D, V)
+        return cache, mask, logits.float(), last  # (D, V)
 
     def _decode(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                 on_step: OnStep | None = None) -> list[Generation]:
         version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
         if self.store.version != version:
             self.store.clear()  # caches from other weights are never reused
-        distinct = list(dict.fromkeys(tuple(p) for p in prompts))  # identical prompts prefilled once
-        cache, mask, logits = self._prefill(distinct, params.max_new_tokens)
-        if len(distinct) < len(prompts):
-            row = {p: i for i, p in enumerate(distinct)}
-            sel = torch.tensor([row[tuple(p)] for p in prompts], device=self.device)
-            cache.batch_select_indices(sel)
-            mask, logits = mask[sel], logits[sel]
-        pos = torch.tensor([len(p) for p in prompts], device=self.device)  # (b,) next position of each live row
-        rng = torch.Generator(device=self.device).manual_seed(params.seed)
-        eos = set(self.eos_ids)
-        alive = list(range(len(prompts)))  # batch row -> prompt index
-        ids: list[list[int]] = [[] for _ in prompts]
-        logps: list[list[float]] = [[] for _ in prompts]
-        saved: list[RowCache] = []
-        for step in range(params.max_new_tokens):
-            tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
-            if on_step is not None:
-                on_step(alive, tok, logits)
-            keep = []
-            for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
-                ids[i].append(t)
-                logps[i].append(lp)
-                if t in eos or step == params.max_new_tokens - 1:
-                    if self.prefix_cache:  # holds the prompt and every generated token but the last
-                        saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), cut_row(cache, j, mask[j].bool())))
-                else:
-                    keep.append(j)
-            if not keep:
-                break
-            if len(keep) < len(alive):
-                sel = torch.tensor(keep, device=self.device)
+        keep_hidden = self.hidden_layer is not None
+        with capture_hidden(self.model, self.hidden_layer) if keep_hidden else contextlib.nullcontext() as captured:
+            distinct = list(dict.fromkeys(tuple(p) for p in prompts))  # identical prompts prefilled once
+            cache, mask, logits, last = self._prefill(distinct, params.max_new_tokens)
+            h = captured.pop()[torch.arange(len(distinct), device=self.device), last] if keep_hidden else None  # (D, H)
+            if len(distinct) < len(prompts):
+                row = {p: i for i, p in enumerate(distinct)}
+                sel = torch.tensor([row[tuple(p)] for p in prompts], device=self.device)
                 cache.batch_select_indices(sel)
-                mask, pos, tok = mask[sel], pos[sel], tok[sel]
-                alive = [alive[j] for j in keep]
-            mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, W + step + 1)
-            out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
-                             past_key_values=cache, use_cache=True)
-            logits = out.logits[:, -1].float()  # (b, V)
-            pos = pos + 1
+                mask, logits = mask[sel], logits[sel]
+                h = h[sel] if keep_hidden else None  # (b, H)
+            pos = torch.tensor([len(p) for p in prompts], device=self.device)  # (b,) next position of each live row
+            rng = torch.Generator(device=self.device).manual_seed(params.seed)
+            eos = set(self.eos_ids)
+            alive = list(range(len(prompts)))  # batch row -> prompt index
+            ids: list[list[int]] = [[] for _ in prompts]
+            logps: list[list[float]] = [[] for _ in prompts]
+            states: list[torch.Tensor] = []  # (b, H) per forward, when captured
+            where: list[list[int]] = [[] for _ in prompts]  # each token's row in torch.cat(states)
+            offset = 0  # rows of ``states`` so far
+            saved: list[RowCache] = []
+            for step in range(params.max_new_tokens):
+                tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
+                if on_step is not None:
+                    on_step(alive, tok, logits)
+                if keep_hidden:
+                    states.append(h)  # (b, H)
+                base, offset = offset, offset + len(alive)
+                keep = []
+                for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
+                    ids[i].append(t)
+                    logps[i].append(lp)
+                    if keep_hidden:
+                        where[i].append(base + j)  # the state whose logits sampled t
+                    if t in eos or step == params.max_new_tokens - 1:
+                        if self.prefix_cache:  # holds the prompt and every generated token but the last
+                            saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), cut_row(cache, j, mask[j].bool())))
+                    else:
+                        keep.append(j)
+                if not keep:
+                    break
+                if len(keep) < len(alive):
+                    sel = torch.tensor(keep, device=self.device)
+                    cache.batch_select_indices(sel)
+                    mask, pos, tok = mask[sel], pos[sel], tok[sel]
+                    alive = [alive[j] for j in keep]
+                mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, W + step + 1)
+                out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
+                                 past_key_values=cache, use_cache=True)
+                logits = out.logits[:, -1].float()  # (b, V)
+                h = captured.pop()[:, -1] if keep_hidden else None  # (b, H)
+                pos = pos + 1
         if self.prefix_cache:
             self.store.replace(saved, version)
-        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos) for g, lp in zip(ids, logps)]
+        flat = torch.cat(states).cpu() if keep_hidden else None  # (sum of b over forwards, H)
+        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, flat[w] if keep_hidden else None)
+                for g, lp, w in zip(ids, logps, where)]
 
     def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                      on_step: OnStep | None = None) -> list[Generation]:

@@ -18,7 +18,8 @@ class Turn:
 
     ``obs_ids`` are prompt / observation / chat-template tokens (loss mask 0), tokenized once when
     they arrived. ``action_ids`` are the exact ids the policy generated (loss mask 1) and
-    ``action_logp`` their sampling log-probs, same length.
+    ``action_logp`` their sampling log-probs, same length. ``action_hidden`` ``(n, H)``, when the
+    policy captured it, is the hidden state that predicted each action token (for ResRL).
     """
 
     obs_ids: tuple[int, ...]
@@ -29,6 +30,7 @@ class Turn:
     reward: float = 0.0
     invalid: bool = False
     clipped: bool = False  # the reply hit max_new_tokens before EOS (cut, not finished)
+    action_hidden: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

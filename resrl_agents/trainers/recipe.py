@@ -26,13 +26,13 @@ from resrl_agents.models import load_policy
 from resrl_agents.models.lora import add_lora, hf_state_dict
 from resrl_agents.rollout.agent_loop import Layout, rollout
 from resrl_agents.rollout.chat import ChatRenderer
-from resrl_agents.rollout.collate import collate
+from resrl_agents.rollout.collate import collate, rollout_hidden
 from resrl_agents.rollout.drift import drift_check
 from resrl_agents.rollout.types import Trajectory
 from resrl_agents.trainers import checkpoint as ckpt
 from resrl_agents.trainers.advantages import group_advantages, informative_groups, length_scaled_reward, overlong_penalty
 from resrl_agents.trainers.distributed import make_engine
-from resrl_agents.trainers.forward import ResRLSettings, score_batch
+from resrl_agents.trainers.forward import ResRLSettings, Scores, rollout_weights, score_batch
 from resrl_agents.trainers.inspection import write_inspection
 from resrl_agents.trainers.metrics import MetricsLogger, sample_records
 from resrl_agents.trainers.resrl import GroupStats
@@ -118,10 +118,16 @@ class RLRecipe:
         else:
             self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
             self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
-        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
-                                          output_dir=t.output_dir, seed=t.seed)  # hf, or vllm (synced in phase 5)
-        self.renderer = ChatRenderer(self.tokenizer)
         self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
+        self.rollout_exact = rollout_is_exact(cfg)  # its log-probs are the trained policy's
+        # HF's checkpointed forwards keep no keys/values, so a shared prompt has none to share
+        self.share_prefix = t.share_prefix and not cfg.model.gradient_checkpointing
+        # the rollout keeps the states that predict each token (ResRL's default hidden_position)
+        self.keep_hidden = self.rollout_exact and self.resrl is not None and self.resrl.hidden_position == "predicting"
+        self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
+                                          output_dir=t.output_dir, seed=t.seed,  # hf, or vllm (synced in phase 5)
+                                          hidden_layer=cfg.algo.hidden_layer if self.keep_hidden else None)
+        self.renderer = ChatRenderer(self.tokenizer)
         self.update_rng = torch.Generator().manual_seed(t.seed)
         if resume_from is not None:
             state = ckpt.load_trainer_state(resume_from, self.rank)
@@ -235,18 +241,16 @@ class RLRecipe:
                         success=success.tolist())
         metrics = {"reward/shaped_mean": float(reward.mean()), "reward/adv_abs_mean": float(seq_adv.abs().mean())}
 
-        # 3. one no-grad pass: old log-probs, reference log-probs, ResRL weights per whole group
+        # 3. old log-probs, reference log-probs, ResRL weights per whole group: from the rollout's
+        # own forwards when it sampled with these weights, else one no-grad scoring pass
         tic = time.perf_counter()
         seeds = {g: hash((t.seed, g)) % (2**31) for g in gid.unique().tolist()}
-        batch.logp_old, ref_logp, batch.weight, stats, residual, in_span = score_batch(
-            self.engine.rollout_model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
-            temperature=cfg.rollout.temperature, device=self.device, resrl=self.resrl, group_seed=seeds,
-            ref_model=self.ref_model)
+        ref_logp, scores, score_metrics = self._old_logp_and_weights(batch, trajs, seeds)
         batch.adv = batch.seq_adv[:, None] * batch.weight * batch.loss_mask  # (B, T)
-        metrics |= resrl_metrics(stats, batch) if self.resrl else {}
+        metrics |= score_metrics | (resrl_metrics(scores.stats, batch) if self.resrl else {})
         if self.resrl and step is not None and t.inspect_every and step % t.inspect_every == 0 and self.rank == 0:
-            write_inspection(t.output_dir, step, trajs, batch, residual, in_span, stats, self.tokenizer,
-                             dataclasses.asdict(self.resrl))
+            write_inspection(t.output_dir, step, trajs, batch, scores.residual, scores.in_span, scores.stats,
+                             self.tokenizer, dataclasses.asdict(self.resrl))
         metrics["perf/score_s"] = time.perf_counter() - tic
 
         # 4. update: PPO epochs, mini-batches of whole groups, exact gradient accumulation
@@ -255,11 +259,38 @@ class RLRecipe:
                               mini_batch_groups=t.mini_batch_groups, micro_batch_size=t.micro_batch_size,
                               micro_batch_tokens=t.micro_batch_tokens, temperature=cfg.rollout.temperature,
                               max_len=cfg.rollout.max_new_tokens * self.max_turns, device=self.device,
-                              generator=self.update_rng)
+                              generator=self.update_rng, share_prefix=self.share_prefix)
         self.scheduler.step()
         metrics["perf/update_s"] = time.perf_counter() - tic
         metrics["perf/trained_tokens"] = float(batch.attention_mask.sum())
         return metrics | {"loss/lr": self.scheduler.get_last_lr()[0]}
+
+    def _old_logp_and_weights(self, batch, trajs: list[Trajectory], seeds: dict[int, int]
+                              ) -> tuple[torch.Tensor | None, Scores, dict[str, float]]:
+        """Fill ``batch.logp_old`` and ``batch.weight``; return reference log-probs, the scores (ResRL
+        stats and diagnostics) and metrics. ``trainer.rescore``: the rollout's sampling log-probs and
+        hidden states (no forward: the sampler is the trained model with the same weights and
+        distribution), or a no-grad scoring pass that recomputes them (then their mismatch is
+        measured). ResRL weighing by the token's own state always takes the scoring pass."""
+        t = self.cfg.trainer
+        score = lambda model, resrl: score_batch(  # noqa: E731
+            model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,
+            temperature=self.cfg.rollout.temperature, device=self.device, resrl=resrl, group_seed=seeds,
+            share_prefix=self.share_prefix)
+        ref_logp = lambda: score(self.ref_model, None).logp_old if self.ref_model is not None else None  # noqa: E731
+        if self.rollout_exact and (self.resrl is None or self.keep_hidden):
+            hidden = rollout_hidden(trajs) if self.resrl is not None else None
+            if self.resrl is None or hidden is not None:
+                scores = (rollout_weights(batch, hidden, self.resrl, seeds, self.device) if self.resrl else
+                          Scores(batch.logp_sample, None, torch.ones(batch.input_ids.shape), {}, None, None))
+                batch.logp_old, batch.weight = scores.logp_old, scores.weight
+                return ref_logp(), scores, {}
+            if t.rescore == "never":
+                raise RuntimeError("trainer.rescore=never, but the rollout kept no hidden states for ResRL (this "
+                                   "model's cache goes through model.generate); use trainer.rescore=auto")
+        scores = score(self.engine.rollout_model, self.resrl)
+        batch.logp_old, batch.weight = scores.logp_old, scores.weight
+        return ref_logp(), scores, logp_mismatch(batch)
 
     # ------------------------------------------------------------------ loop
     def train(self) -> None:
@@ -301,6 +332,34 @@ class RLRecipe:
         close = getattr(self.policy, "close", None)  # a vLLM engine holds memory and threads
         if close is not None:
             close()
+
+
+def rollout_is_exact(cfg: TrainConfig) -> bool:
+    """Whether old log-probs (and ResRL's states) are taken from the rollout (``trainer.rescore``).
+
+    They are exact when the sampler is the trained model itself (``rollout.backend=hf``, with the
+    weights the update starts from) and sampled from the loss's distribution softmax(logits / τ)
+    (no nucleus cut, τ > 0): then the scoring pass would recompute the same numbers up to float
+    rounding, for any number of PPO epochs and mini-batches (π_old is the sampling policy).
+    """
+    t, r = cfg.trainer, cfg.rollout
+    if t.rescore not in ("auto", "always", "never"):
+        raise ValueError(f"trainer.rescore must be auto, always or never, got {t.rescore!r}")
+    exact = r.backend == "hf" and r.top_p >= 1.0 and r.temperature > 0
+    if t.rescore == "never" and not exact:
+        raise ValueError("trainer.rescore=never needs rollout.backend=hf, rollout.top_p=1 and rollout.temperature>0 "
+                         "(else the sampling log-probs are not the trained policy's); use trainer.rescore=auto")
+    return exact and t.rescore != "always"
+
+
+def logp_mismatch(batch) -> dict[str, float]:
+    """perf/logp_mismatch*: |recomputed - sampling| log-prob over policy tokens (what the importance
+    ratio would carry if the rollout's log-probs were used)."""
+    mask = batch.loss_mask.bool()
+    if not mask.any():
+        return {}
+    d = (batch.logp_old - batch.logp_sample).abs()[mask]
+    return {"perf/logp_mismatch": float(d.mean()), "perf/logp_mismatch_max": float(d.max())}
 
 
 def episode_record(t: Trajectory) -> dict:

@@ -9,7 +9,7 @@ import torch
 
 from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.rollout.types import Batch
-from resrl_agents.trainers.forward import causal_logits, micro_batches, trim
+from resrl_agents.trainers.forward import causal_logits, forward_chunks, pad_left, shared_prefix_len, trim
 from resrl_agents.trainers.loss import aggregate, entropy_from_logits, kl_penalty, policy_loss, token_logp
 
 
@@ -35,13 +35,14 @@ def detached_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
 def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: AlgoConfig,
                ppo_epochs: int, mini_batch_groups: int | None, micro_batch_size: int,
                temperature: float, max_len: int, device: torch.device, generator: torch.Generator,
-               micro_batch_tokens: int | None = None) -> dict[str, float]:
+               micro_batch_tokens: int | None = None, share_prefix: bool = False) -> dict[str, float]:
     """Run the update with ``engine`` (``trainers/distributed.py``); ``batch.adv`` and
     ``batch.logp_old`` must be filled. Returns mean metrics over the whole (all-rank) batch.
 
     Under data parallelism ``batch`` holds this rank's groups and ``mini_batch_groups`` counts
     groups per rank; token and sequence counts are summed over ranks, and every rank runs as many
     mini- and micro-batches as the busiest one (the extra ones with zero loss).
+    ``share_prefix``: a micro-batch holds rows of one group, its shared prompt run once.
     """
     sums: dict[str, float] = defaultdict(float)
     grad_norms: list[float] = []
@@ -56,26 +57,26 @@ def ppo_update(engine, batch: Batch, ref_logp: torch.Tensor | None, *, algo: Alg
             engine.zero_grad()
             # rows of similar length share a micro-batch (less padding); the sum is the same
             lengths = mini.attention_mask.sum(1)
-            order = torch.argsort(lengths, descending=True, stable=True)
-            chunks = micro_batches(lengths[order], micro_batch_size, micro_batch_tokens)
+            chunks = forward_chunks(lengths, mini.group_id, micro_batch_size, micro_batch_tokens, by_group=share_prefix)
             for j in range(engine.all_max(len(chunks))):
                 if j >= len(chunks):  # another rank has more micro-batches: match its passes
                     engine.backward(causal_logits(model, torch.zeros(1, 1, dtype=torch.long, device=device)).sum() * 0.0)
                     continue
-                idx = order[chunks[j]]
+                idx = chunks[j]
                 mb = trim(mini.rows(idx))
                 t = mb.input_ids.shape[1]
                 ids = mb.input_ids.to(device)  # right-padded
                 mask, adv, logp_old = (x.to(device) for x in (mb.loss_mask, mb.adv, mb.logp_old))
-                logits = causal_logits(model, ids)  # (b, t, V)
-                logp = token_logp(logits, ids, temperature)  # (b, t)
+                p = shared_prefix_len(mb.input_ids, mb.loss_mask, lengths[idx]) if share_prefix else 0
+                logits = causal_logits(model, ids, p)  # (b, t - p, V)
+                logp = pad_left(token_logp(logits, ids[:, p:], temperature), p)  # (b, t)
                 loss_tok, m = policy_loss(logp, logp_old, adv, mask, clip_low=algo.clip_low,
                                           clip_high=algo.clip_high, dual_clip=algo.dual_clip)
                 if algo.entropy_coef:
-                    ent = entropy_from_logits(logits, temperature)  # (b, t)
+                    ent = pad_left(entropy_from_logits(logits, temperature), p)  # (b, t)
                     loss_tok = loss_tok - algo.entropy_coef * ent
                 else:
-                    ent = detached_entropy(logits, temperature)  # (b, t), logged only
+                    ent = pad_left(detached_entropy(logits, temperature), p)  # (b, t), logged only
                 m["entropy"] = (ent.detach() * mask).sum() / mask.sum().clamp_min(1)
                 if ref_logp is not None and algo.kl_coef:
                     kl = kl_penalty(logp, ref_logp[minis[i]][idx, :t].to(device), algo.kl_estimator)  # (b, t)

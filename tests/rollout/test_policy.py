@@ -220,3 +220,29 @@ def test_sample_draws_from_the_nucleus_distribution():
     sigma = (p * (1 - p) / len(tok)).sqrt()
     assert (freq - p).abs().le(4 * sigma + 1e-9).all(), (freq, p)
     assert freq[p == 0].sum() == 0  # nothing outside the nucleus
+
+
+def test_kept_hidden_states_are_the_states_that_predict_each_token(tiny):
+    """Over three cached turns with duplicate prompts: each token's kept state equals a full forward's
+    state at the position before it, and keeping them changes no sampled token."""
+    from resrl_agents.models.hooks import capture_hidden
+
+    model, tok = tiny
+    prompts = _prompts(3, seed=4)
+    prompts = [prompts[0], prompts[0], prompts[1], prompts[2]]  # a group's identical prompts
+    params = SamplingParams(12, 1.0, 1.0)
+    plain = _turns(HFPolicy(model, tok), prompts, params)
+    kept = _turns(HFPolicy(model, tok, hidden_layer=-2), prompts, params)
+    assert [[g.ids for g in t] for t in plain] == [[g.ids for g in t] for t in kept]
+    assert all(g.hidden is None for t in plain for g in t)
+    seqs = [list(p) for p in prompts]
+    for turn in kept:
+        for i, g in enumerate(turn):
+            start = len(seqs[i])
+            seqs[i] += list(g.ids)
+            with torch.no_grad(), capture_hidden(model, -2) as got:
+                model(input_ids=torch.tensor([seqs[i]]))
+            want = got[0][0, start - 1:start - 1 + len(g.ids)]  # (n, H): position t-1 predicts token t
+            assert g.hidden.shape == want.shape
+            torch.testing.assert_close(g.hidden, want, atol=1e-4, rtol=1e-4)
+            seqs[i] += [7, 8, 9]
