@@ -1,7 +1,8 @@
 """``python -m resrl_agents.inspect RUN_DIR [--step N]``: what ResRL did at a kept step.
 
-Prints every group's responses with tokens coloured by weight, and writes ``resrl_step_<N>.html``
-and ``resrl_step_<N>_hist.png`` next to the kept step (or into ``--out``).
+Prints every group's responses with tokens coloured by weight, and writes ``resrl_step_<N>.html``,
+the same view as ``resrl_step_<N>.svg`` (as the terminal shows it) and ``resrl_step_<N>_hist.png``
+next to the kept step (or into ``--out``).
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    render_terminal(record, Console(), groups=args.group, show_all=args.all)
+    console = Console(record=True)
+    render_terminal(record, console, groups=args.group, show_all=args.all)
     out = Path(args.out or Path(args.run_dir) / "inspect")
     out.mkdir(parents=True, exist_ok=True)
-    page = out / f"resrl_step_{record['step']:06d}.html"
+    stem = out / f"resrl_step_{record['step']:06d}"
+    page, svg = stem.with_suffix(".html"), stem.with_suffix(".svg")
     page.write_text(render_html(record), encoding="utf-8")
-    png = histogram_png(record, out / f"resrl_step_{record['step']:06d}_hist.png")
-    print(f"wrote {page}\nwrote {png}")
+    console.save_svg(str(svg), title=f"python -m resrl_agents.inspect --step {record['step']}")
+    png = histogram_png(record, stem.with_name(stem.name + "_hist.png"))
+    print(f"wrote {page}\nwrote {svg}\nwrote {png}")
     return 0
 
 

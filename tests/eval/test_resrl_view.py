@@ -77,6 +77,8 @@ def test_inspect_cli_renders_terminal_html_and_histogram(tiny, tmp_path):
     assert page.count("text-decoration:underline") == json.load(
         gzip.open(tmp_path / "inspect" / "step_000007.json.gz", "rt"))["groups"][0]["n_in_span"]
     assert 'title="w=' in page and "<script" not in page
+    svg = (tmp_path / "inspect" / "resrl_step_000007.svg").read_text()
+    assert svg.startswith("<svg") and "What is 18 + 62?" in svg.replace("&#160;", " ")  # the terminal view, coloured
     png = tmp_path / "inspect" / "resrl_step_000007_hist.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     missing = subprocess.run([sys.executable, "-m", "resrl_agents.inspect", str(tmp_path), "--step", "3"],

@@ -169,7 +169,7 @@ def test_lora_rl_run_trains_checkpoints_resumes_and_exports(tiny, tiny_cfg, tmp_
     resumed = _run(_config(tiny_cfg, part, steps=3, resume=True))
     again = read_metrics(part / "metrics.jsonl")
     assert [r["step"] for r in again] == [1, 2, 3]
-    for key in ("loss/policy", "loss/grad_norm", "rollout/response_len", "resrl/mean_neg_weight"):
+    for key in ("loss/policy", "loss/grad_norm", "rollout/response_len", "resrl/frac_groups_weighted"):
         assert again[2][key] == pytest.approx(rows[2][key], rel=1e-5, abs=1e-7), key
     for (name, a), b in zip(full.model.named_parameters(), resumed.model.parameters()):
         if a.requires_grad:

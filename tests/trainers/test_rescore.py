@@ -52,7 +52,7 @@ def test_rollout_states_and_logp_equal_a_forward_over_the_same_tokens(rolled):
     assert hidden is not None and hidden.shape == (rows.numel(), recipe.model.config.hidden_size)
     with torch.no_grad(), capture_hidden(recipe.model, -2) as got:
         logits = recipe.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
-    ref = got[0][rows, hidden_cols(cols)]  # (N, H) the state at t-1 predicts token t
+    ref = got[0][rows, hidden_cols(cols, "predicting")]  # (N, H) the state at t-1 predicts token t
     torch.testing.assert_close(hidden, ref, atol=1e-4, rtol=1e-4)
     logp = torch.log_softmax(logits[rows, cols - 1], dim=-1).gather(1, batch.input_ids[rows, cols][:, None]).squeeze(1)
     torch.testing.assert_close(batch.logp_sample[rows, cols], logp, atol=1e-4, rtol=0)
@@ -68,8 +68,8 @@ def test_weights_from_the_rollout_equal_weights_from_the_scoring_pass(rolled, ti
             batch = collate(trajs, [t.reward for t in trajs], [1.0 if t.reward else -1.0 for t in trajs],
                             history="full", pad_id=r.policy.pad_id)
             seeds = {g: 7 for g in batch.group_id.tolist()}
-            _, stats, metrics = r._old_logp_and_weights(batch, trajs, seeds)
-            batches.append((batch, stats, metrics))
+            _, scores, metrics = r._old_logp_and_weights(batch, trajs, seeds)
+            batches.append((batch, list(scores.stats.values()), metrics))
         (b_roll, s_roll, m_roll), (b_score, s_score, m_score) = batches
         assert all(s.weighted for s in s_roll) and len(s_roll) == len(s_score) == 2
         assert m_roll == {} and m_score["perf/logp_mismatch_max"] < 1e-4  # float rounding only

@@ -17,8 +17,9 @@ from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.forward import ResRLSettings, forward_chunks, score_batch, shared_prefix_len
 from resrl_agents.trainers.update import ppo_update
 
-SETTINGS = ResRLSettings(rank=8, max_pos_tokens=64, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2, q_hi=0.8,
-                         niter=4, residual_norm="normalized", hidden_layer=-2, sign_from="advantage")
+SETTINGS = ResRLSettings(rank=8, rank_tol=1e-3, max_pos_tokens=64, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2,
+                         q_hi=0.8, niter=4, residual_norm="normalized", gate="off_span", span_tol=1e-6, hidden_layer=-2,
+                         hidden_position="predicting")
 
 
 @pytest.fixture(scope="module", params=["gqa", "mha"])
@@ -45,7 +46,7 @@ def group_batch(padded: bool, n_groups=2, G=4, P=11, T=26, seed=0) -> Batch:
     seq_adv = torch.tensor([1.0, -1.0, -0.5, 0.5] * (B // 4))
     return Batch(input_ids=ids * attn, attention_mask=attn, loss_mask=loss_mask, logp_sample=torch.zeros(B, T),
                  reward=(seq_adv > 0).float(), seq_adv=seq_adv, group_id=torch.arange(n_groups).repeat_interleave(G),
-                 response_len=loss_mask.sum(1).long())
+                 response_len=loss_mask.sum(1).long(), success=seq_adv > 0)
 
 
 def test_shared_prefix_len_stops_before_the_first_difference_or_policy_token():
@@ -86,7 +87,7 @@ def update_grads(model, batch: Batch, share: bool, micro: int) -> tuple[dict, li
 @pytest.mark.parametrize("padded", [False, True])
 def test_update_equals_the_unshared_update(model, padded):
     batch = group_batch(padded)
-    batch.logp_old, _, batch.weight, _ = score_batch(model, batch, micro_batch_size=8, temperature=0.9,
+    batch.logp_old, _, batch.weight, *_ = score_batch(model, batch, micro_batch_size=8, temperature=0.9,
                                                      device=torch.device("cpu"), resrl=None, group_seed={})
     batch.logp_old = batch.logp_old + 0.05 * batch.loss_mask  # ratios != 1, some clipped
     batch.adv = batch.seq_adv[:, None] * batch.loss_mask
@@ -106,8 +107,9 @@ def test_scoring_equals_the_unshared_scoring(model, padded):
     batch = group_batch(padded, seed=3)
     seeds = {0: 5, 1: 6}
     kw = dict(micro_batch_size=8, temperature=1.0, device=torch.device("cpu"), resrl=SETTINGS, group_seed=seeds)
-    logp, _, w, stats = score_batch(model, batch, share_prefix=False, **kw)
-    logp_s, _, w_s, _ = score_batch(model, batch, share_prefix=True, **kw)
+    logp, _, w, stats, *_ = score_batch(model, batch, share_prefix=False, **kw)
+    logp_s, _, w_s, *_ = score_batch(model, batch, share_prefix=True, **kw)
+    stats = list(stats.values())
     mask = batch.loss_mask.bool()
     torch.testing.assert_close(logp_s[mask], logp[mask], atol=1e-5, rtol=1e-5)
     assert all(s.weighted for s in stats)
