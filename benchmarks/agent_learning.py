@@ -235,6 +235,7 @@ def run_stats(out: Path, algo: str, seeds: list[int]) -> dict[str, list[float]]:
             if vals:
                 agg = statistics.median if key in PHASES else statistics.fmean
                 stats.setdefault(key, []).append(agg(vals))
+        stats.setdefault("weighted_steps", []).append(sum((r.get("resrl/frac_groups_weighted") or 0) > 0 for r in rows))
         q = max(1, len(rows) // 4)
         stats.setdefault("train_first", []).append(statistics.fmean(r["rollout/success"] for r in rows[:q]))
         stats.setdefault("train_last", []).append(statistics.fmean(r["rollout/success"] for r in rows[-q:]))
@@ -288,7 +289,7 @@ def cost_line(out: Path, curves: Curves) -> str:
 
 
 def section(cmd: str, size: Size, by_split: dict[str, Curves], env_note: str, out: Path, png: Path, results: Path,
-            machine: str) -> str:
+            machine: str, notes: str) -> str:
     """The markdown written between the markers of ``results``."""
     curves = by_split["test"]
     seeds = sorted(next(iter(curves.values())))
@@ -301,6 +302,9 @@ def section(cmd: str, size: Size, by_split: dict[str, Curves], env_note: str, ou
                     + f" | {mean_std(st['train_first'])} → {mean_std(st['train_last'])} |")
     diag = [f"- `{k}`: " + (mean_std(stats["resrl"][k]) if k in stats["resrl"] else "n/a (no step had a weighted group)")
             for k in DIAGNOSTICS] if "resrl" in stats else []
+    if diag:
+        diag.append(f"- steps with at least one weighted group: {mean_std(stats['resrl']['weighted_steps'])} of "
+                    f"{size.rl_steps} (`frac_in_span`, `mean_neg_weight` are means over those steps; the others over all steps)")
     rel = os.path.relpath(png, results.parent)
     return "\n".join([
         "## A multi-turn agent on CPU (tools env, tiny model): SFT warm start, then GRPO and ResRL", "",
@@ -314,7 +318,7 @@ def section(cmd: str, size: Size, by_split: dict[str, Curves], env_note: str, ou
         "Step time (median per run, mean ± std over seeds) and training-rollout success (sampled, T=1):", "", *perf, "",
         cost_line(out, curves), "",
         "ResRL diagnostics (mean over steps, mean ± std over seeds):", "", *(diag or ["- (no ResRL run)"]), "",
-        "Settings: " + ", ".join(f"{k}={v}" for k, v in asdict(size).items()) + ".",
+        "Settings: " + ", ".join(f"{k}={v}" for k, v in asdict(size).items()) + ".", *(["", notes.strip()] if notes else []),
     ])
 
 
@@ -339,6 +343,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--tools", default="get_stock,calculator", help="warehouse tools the agent sees")
     ap.add_argument("--results", default="docs/results.md")
     ap.add_argument("--png", default="docs/agent_learning.png")
+    ap.add_argument("--notes", default=None, help="markdown (what was tried, by hand) put at the end of the section")
     for f in Size.__dataclass_fields__.values():
         ap.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=None)
     return ap.parse_args(argv)
@@ -361,13 +366,14 @@ def main(argv: list[str] | None = None) -> None:
             by_split[split].setdefault(algo, {})[seed] = curve
             print(f"{algo} seed {seed} {split}: " + "  ".join(f"{s}:{v:.3f}" for s, v in curve.items()), flush=True)
     machine = (f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), shared with other "
-               f"jobs during the run (1-min load average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end); "
-               f"torch 1 thread per process, {args.jobs} runs at a time")
+               f"jobs during the run (1-min load average {load0:.1f} when this invocation started, "
+               f"{os.getloadavg()[0]:.1f} when it wrote this); torch 1 thread per process, {args.jobs} runs at a time")
     cmd = "python benchmarks/agent_learning.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     plot(by_split, Path(args.png))
     note = ENV_NOTE.format(families=args.families, tools=args.tools)
+    notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
     write_section(Path(args.results), section(cmd.strip(), size, by_split, note, out, Path(args.png),
-                                              Path(args.results), machine))
+                                              Path(args.results), machine, notes))
     print(f"wrote {args.png} and the agent-learning section of {args.results}")
 
 
