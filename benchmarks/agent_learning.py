@@ -70,7 +70,7 @@ class Size:
     lr_grpo: float = 1e-4  # GRPO learning rate
     lr_resrl: float = 1.5e-4  # ResRL learning rate (its λ-scaled positives give smaller gradients)
     rank: int = 4  # ResRL's k (the tiny model has H = 128)
-    eval_tasks: int = 48  # held-out task draws per checkpoint (reset seeds 0..eval_tasks-1)
+    eval_tasks: int = 48  # task draws per checkpoint and split (reset seeds 0..eval_tasks-1)
     eval_n: int = 1  # samples per task
     eval_temperature: float = 0.0  # 0 = greedy
 
@@ -191,7 +191,7 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.fmean(xs):.3f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.3f}"
 
 
-def plot(by_split: dict[str, Curves], path: Path) -> None:
+def plot(by_split: dict[str, Curves], path: Path, ylabel: str) -> None:
     """Success vs RL step, one panel per split: per algorithm the seed mean and a ±std band."""
     import matplotlib
 
@@ -200,14 +200,14 @@ def plot(by_split: dict[str, Curves], path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(by_split), figsize=(5.5 * len(by_split), 4), squeeze=False)
     for ax, (split, curves) in zip(axes[0], by_split.items()):
-        plot_panel(ax, curves, SPLITS[split])
+        plot_panel(ax, curves, SPLITS[split], ylabel)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_panel(ax, curves: Curves, title: str) -> None:
+def plot_panel(ax, curves: Curves, title: str, ylabel: str) -> None:
     for algo, by_seed in curves.items():
         steps = sorted(next(iter(by_seed.values())))
         ys = [[run[s] for run in by_seed.values()] for s in steps]
@@ -219,7 +219,7 @@ def plot_panel(ax, curves: Curves, title: str) -> None:
     base = statistics.fmean(run[0] for by_seed in curves.values() for run in by_seed.values())
     ax.scatter([0], [base], color="black", zorder=5, label="SFT start")
     ax.set_xlabel("RL step")
-    ax.set_ylabel("success (greedy)")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"warehouse tools env, tiny model: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -251,16 +251,21 @@ ENV_NOTE = (
     "(~1350 tiny-model tokens with five, ~880 with two), and the update's cost grows with it.")
 
 
-def verdict(curves: Curves, what: str) -> list[str]:
-    """One line per algorithm: last-minus-start change against its spread over seeds."""
+def verdict(curves: Curves, what: str, draws: int) -> list[str]:
+    """One line per algorithm: last-minus-start change against its spread over seeds and against
+    the binomial standard error of one evaluation of ``draws`` episodes at the start's success."""
     lines = []
     for algo, by_seed in curves.items():
         last = max(next(iter(by_seed.values())))
         delta = [run[last] - run[0] for run in by_seed.values()]
         sd = statistics.stdev(delta) if len(delta) > 1 else 0.0
-        word = "rose" if statistics.fmean(delta) > sd else "did not rise beyond its seed spread"
-        lines.append(f"- {algo}: success on {what} {word}: {statistics.fmean(delta):+.3f} (std {sd:.3f} over seeds); "
-                     f"{sum(d > 0 for d in delta)} of {len(delta)} seeds ended above their start.")
+        p0 = statistics.fmean(run[0] for run in by_seed.values())
+        se = (p0 * (1 - p0) / draws) ** 0.5
+        mean, noise = statistics.fmean(delta), max(sd, se)
+        word = "rose" if mean > noise else "fell" if mean < -noise else "did not move beyond the noise"
+        lines.append(f"- {algo}: success on {what} {word}: {mean:+.3f} (std {sd:.3f} over seeds); "
+                     f"{sum(d > 0 for d in delta)} of {len(delta)} seeds ended above their start; one evaluation's "
+                     f"standard error at the start is {se:.3f} (one episode = {1 / draws:.3f}).")
     return lines
 
 
@@ -274,7 +279,7 @@ def success_table(size: Size, curves: Curves, what: str) -> list[str]:
         cells = [mean_std([run[s] for run in by_seed.values()]) for s in steps]
         lines.append(f"| {algo} | {lr:g} | " + " | ".join(cells) + " | "
                      f"{mean_std([run[steps[-1]] - run[0] for run in by_seed.values()])} |")
-    return lines + ["", *verdict(curves, what), ""]
+    return lines + ["", *verdict(curves, what, size.eval_tasks * size.eval_n), ""]
 
 
 def cost_line(out: Path, curves: Curves) -> str:
@@ -369,7 +374,8 @@ def main(argv: list[str] | None = None) -> None:
                f"jobs during the run (1-min load average {load0:.1f} when this invocation started, "
                f"{os.getloadavg()[0]:.1f} when it wrote this); torch 1 thread per process, {args.jobs} runs at a time")
     cmd = "python benchmarks/agent_learning.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    plot(by_split, Path(args.png))
+    plot(by_split, Path(args.png), "success (greedy)" if size.eval_temperature == 0 else
+         f"success (Avg@{size.eval_n}, T={size.eval_temperature:g})")
     note = ENV_NOTE.format(families=args.families, tools=args.tools)
     notes = Path(args.notes).read_text(encoding="utf-8") if args.notes else ""
     write_section(Path(args.results), section(cmd.strip(), size, by_split, note, out, Path(args.png),
