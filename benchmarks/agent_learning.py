@@ -221,6 +221,7 @@ def plot_panel(ax, curves: Curves, title: str, ylabel: str) -> None:
     ax.scatter([0], [base], color="black", zorder=5, label="SFT start")
     ax.set_xlabel("RL step")
     ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, 1.02)  # the whole range: a one-episode change should look like one
     ax.set_title(f"warehouse tools env, tiny model: {title}")
     ax.grid(alpha=0.3)
     ax.legend()
