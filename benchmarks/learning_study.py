@@ -49,9 +49,9 @@ ALGOS: dict[str, list[str]] = {  # name -> train overrides; base gets no RL
     "w_reinforce": ["algo=w_reinforce", "algo.lam=0.1"],
     "resrl": ["algo=resrl"],
 }
-RESRL_VARIANTS: dict[str, list[str]] = {  # added to algo=resrl (whose defaults: gate=off_span, hidden_position=predicting)
-    "resrl_paper_gate": ["algo.gate=paper"],
-    "resrl_own_state": ["algo.hidden_position=own"],
+RESRL_VARIANTS: dict[str, list[str]] = {  # added to algo=resrl (whose defaults: gate=off_span, hidden_position=own)
+    "resrl_predicting": ["algo.hidden_position=predicting"],
+    "resrl_paper_gate": ["algo.gate=paper", "algo.hidden_position=predicting"],
 }
 
 

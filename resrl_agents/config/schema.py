@@ -82,7 +82,7 @@ class AlgoConfig:
     residual_norm: str = "normalized"  # normalized: |r|²/|h|² (paper) | hidden_size: |r|²/H (code)
     gate: str = "off_span"  # off_span: in-span negatives get w_min, quantiles over the rest | paper: over all
     span_tol: float = 1e-6  # in span: |r|² or the distance to a positive token's state <= span_tol·|h - mu|² (float noise)
-    hidden_position: str = "predicting"  # predicting: state at t-1 weighs token t (released code) | own: at t
+    hidden_position: str = "own"  # own: the state at t weighs token t (best in docs/results.md) | predicting: t-1 (released code)
     success: str = "won"  # who is positive (all estimators, ResRL): won = the env's info["won"] | reward: r > 0
 
 

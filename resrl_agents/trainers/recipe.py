@@ -124,6 +124,9 @@ class RLRecipe:
         self.share_prefix = t.share_prefix and not cfg.model.gradient_checkpointing
         # the rollout keeps the states that predict each token (ResRL's default hidden_position)
         self.keep_hidden = self.rollout_exact and self.resrl is not None and self.resrl.hidden_position == "predicting"
+        if t.rescore == "never" and self.resrl is not None and not self.keep_hidden:
+            raise ValueError("trainer.rescore=never needs algo.hidden_position=predicting (the rollout keeps the states "
+                             "that predict each token; a token's own state needs the scoring pass): use trainer.rescore=auto")
         self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
                                           output_dir=t.output_dir, seed=t.seed,  # hf, or vllm (synced in phase 5)
                                           hidden_layer=cfg.algo.hidden_layer if self.keep_hidden else None)

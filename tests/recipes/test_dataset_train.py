@@ -38,7 +38,7 @@ def test_train_on_a_jsonl_with_two_weighted_reward_functions(tmp_path):
 
 def test_reward_components_are_averaged_without_abstentions():
     ep = {"reward": 1.0, "won": True, "turns": 1, "invalid": 0, "response_len": 3, "truncated": False, "error": False,
-          "family": ""}
+          "family": "", "group": 0, "clipped": 0, "completion_lens": [3]}
     m = rollout_metrics([ep | {"components": {"a": 1.0, "b": math.nan}}, ep | {"components": {"a": 0.0, "b": 0.5}},
                          ep | {"components": {}}])
     assert m["reward/a"] == 0.5 and m["reward/b"] == 0.5  # (1 + 0) / 2; NaN (abstained) left out

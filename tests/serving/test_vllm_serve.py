@@ -59,7 +59,7 @@ def test_serve_config_maps_onto_vllm_flags(monkeypatch):
     assert env["VLLM_API_KEY"] == KEY and KEY not in argv
     with pytest.raises(ValueError, match="model.path"):
         serve_vllm_command(ServeAppConfig())
-    with pytest.raises(ValueError, match="unknown serve backend 'vlm'"):
+    with pytest.raises(ValueError, match="backend=vlm: the serve backends are hf, vllm"):
         ServeAppConfig(backend="vlm")
 
 

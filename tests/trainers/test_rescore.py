@@ -16,7 +16,7 @@ from resrl_agents.rollout.collate import collate, rollout_hidden
 from resrl_agents.trainers.forward import hidden_cols, policy_tokens
 from resrl_agents.trainers.recipe import RLRecipe, rollout_is_exact
 
-RESRL = AlgoConfig(name="resrl", resrl=True, rank=8, lam=0.1)
+RESRL = AlgoConfig(name="resrl", resrl=True, rank=8, lam=0.1, hidden_position="predicting")  # the rollout keeps these
 
 
 def make_recipe(tiny_cfg, out, rescore: str, algo: AlgoConfig = RESRL, **rollout_kw) -> RLRecipe:
@@ -66,7 +66,7 @@ def test_weights_from_the_rollout_equal_weights_from_the_scoring_pass(rolled, ti
         batches = []
         for r in (recipe, always):
             batch = collate(trajs, [t.reward for t in trajs], [1.0 if t.reward else -1.0 for t in trajs],
-                            history="full", pad_id=r.policy.pad_id)
+                            history="full", pad_id=r.policy.pad_id, success=[t.reward > 0 for t in trajs])
             seeds = {g: 7 for g in batch.group_id.tolist()}
             _, scores, metrics = r._old_logp_and_weights(batch, trajs, seeds)
             batches.append((batch, list(scores.stats.values()), metrics))
