@@ -1,5 +1,5 @@
-"""The server answers a tool call to the official ``openai`` client for models with their own chat
-templates (Llama-3.1, Gemma-3, Mistral v3, Qwen3 formats, ``tests/chat_families.py``).
+"""The server answers a tool call, plain and streamed, to the official ``openai`` client for models
+with their own chat templates (Llama-3.1, Gemma-3, Mistral v3, Qwen3 formats, ``tests/chat_families.py``).
 
 Each tiny model first learns one tool-call answer by SFT (``trainers/sft.py``: the same template
 path as the server), then the server renders the request with the model's template and tools,
@@ -61,6 +61,13 @@ def test_served_tool_call_reaches_the_openai_client(family, tmp_path):
         r = client.chat.completions.create(model=family, messages=ASK, tools=[WEATHER], max_tokens=64,
                                            temperature=0)
         plain = client.chat.completions.create(model=family, messages=ASK, max_tokens=16, temperature=0)
+        chunks = list(client.chat.completions.create(model=family, messages=ASK, tools=[WEATHER], max_tokens=64,
+                                                     temperature=0, stream=True))
+    # the streamed call, rebuilt from OpenAI's deltas (name first, then argument pieces), is the same call
+    deltas = [tc for c in chunks for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas and deltas[0].function.name == "get_weather" and all(d.index == 0 for d in deltas)
+    assert json.loads("".join(d.function.arguments or "" for d in deltas)) == {"city": "Paris"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
     choice = r.choices[0]
     assert choice.finish_reason == "tool_calls", choice.message.content
     [call] = choice.message.tool_calls
