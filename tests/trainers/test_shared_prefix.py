@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 import torch
 
-from resrl_agents.config.schema import AlgoConfig, ModelConfig
+from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.models import load_policy
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.distributed import LocalEngine
