@@ -50,6 +50,11 @@ class ResRLSettings:
     hidden_layer: int
     hidden_position: str  # "predicting": the state at t-1 weighs token t | "own": the state at t
 
+    @classmethod
+    def from_algo(cls, algo) -> "ResRLSettings":
+        """The ResRL fields of an ``AlgoConfig`` (one source of the values: the config)."""
+        return cls(**{k: getattr(algo, k) for k in cls.__dataclass_fields__})
+
     def kwargs(self) -> dict:
         keys = ("rank", "rank_tol", "max_pos_tokens", "min_pos_tokens", "w_min", "lam", "q_lo", "q_hi", "niter",
                 "residual_norm", "gate", "span_tol")

@@ -118,7 +118,7 @@ class RLRecipe:
         else:
             self.envs = make_envs(cfg.env.id, dict(cfg.env.kwargs), n_envs)
             self.max_turns = getattr(self.envs[0].unwrapped, "max_turns", 1)
-        self.resrl = ResRLSettings(**{k: getattr(cfg.algo, k) for k in ResRLSettings.__dataclass_fields__}) if cfg.algo.resrl else None
+        self.resrl = ResRLSettings.from_algo(cfg.algo) if cfg.algo.resrl else None
         self.rollout_exact = rollout_is_exact(cfg)  # its log-probs are the trained policy's
         # HF's checkpointed forwards keep no keys/values, so a shared prompt has none to share
         self.share_prefix = t.share_prefix and not cfg.model.gradient_checkpointing

@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from resrl_agents.rollout.types import Batch  # noqa: E402
+from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.trainers.forward import ResRLSettings, score_batch  # noqa: E402
 from resrl_agents.trainers.inspection import write_inspection  # noqa: E402
 
@@ -36,9 +37,7 @@ def _kept_step(tiny, out_dir, position):
     batch = Batch(input_ids=ids, attention_mask=attn, loss_mask=loss, logp_sample=torch.zeros(len(rows), T),
                   reward=success.float(), seq_adv=torch.where(success, 1.2, -0.8), group_id=torch.full((5,), 3),
                   response_len=loss.sum(1).long(), success=success)
-    settings = ResRLSettings(rank=4, rank_tol=1e-3, max_pos_tokens=4096, min_pos_tokens=4, w_min=0.1, lam=0.1,
-                             q_lo=0.2, q_hi=0.8, niter=4, residual_norm="normalized", gate="off_span", span_tol=1e-6,
-                             hidden_layer=-2, hidden_position=position)
+    settings = ResRLSettings.from_algo(AlgoConfig(resrl=True, rank=4, max_pos_tokens=4096, hidden_position=position))
     sc = score_batch(model, batch, micro_batch_size=2, temperature=1.0, device=torch.device("cpu"), resrl=settings,
                      group_seed={3: 0})
     batch.weight = sc.weight

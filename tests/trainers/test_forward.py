@@ -14,9 +14,7 @@ from resrl_agents.trainers.forward import ResRLSettings, capture_hidden, causal_
 from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.update import ppo_update
 
-SETTINGS = ResRLSettings(rank=8, rank_tol=1e-3, max_pos_tokens=40, min_pos_tokens=4, w_min=0.1, lam=0.1, q_lo=0.2,
-                         q_hi=0.8, niter=4, residual_norm="normalized", gate="off_span", span_tol=1e-6, hidden_layer=-2,
-                         hidden_position="predicting")
+SETTINGS = ResRLSettings.from_algo(AlgoConfig(resrl=True, rank=8, max_pos_tokens=40, hidden_position="predicting"))
 
 
 def _batch(tok, n_groups=3, G=4, T=24, seed=0) -> Batch:

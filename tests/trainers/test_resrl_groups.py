@@ -12,8 +12,10 @@ import torch
 
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.advantages import group_advantages
+from resrl_agents.config.schema import AlgoConfig
 from resrl_agents.trainers.forward import ResRLSettings, score_batch
 from resrl_agents.trainers.resrl import resrl_group_weights
+from test_resrl import ref_quantile  # the same linear-interpolation quantile as the other reference
 
 torch.set_num_threads(1)
 
@@ -24,14 +26,6 @@ torch.set_num_threads(1)
 def ln(v):
     m = v.mean()
     return (v - m) / torch.sqrt(((v - m) ** 2).mean() + 1e-5)
-
-
-def quantile(vals, q):
-    s = sorted(vals)
-    x = q * (len(s) - 1)
-    i = math.floor(x)
-    j = min(i + 1, len(s) - 1)
-    return s[i] + (x - i) * (s[j] - s[i])
 
 
 def reference(h, pos, neg, *, rank, rank_tol=1e-3, gate="off_span", span_tol=1e-6, w_min=0.1, lam=0.1):
@@ -55,7 +49,7 @@ def reference(h, pos, neg, *, rank, rank_tol=1e-3, gate="off_span", span_tol=1e-
         near = min(float(((ln(h[i]) - p) ** 2).sum()) for p in P)
         span[i] = gate == "off_span" and (float(r @ r) <= span_tol * float(hc @ hc) or near <= span_tol * float(hc @ hc))
     gated = [i for i in d if not span[i]]
-    lo, hi = quantile([d[i] for i in gated], 0.2), quantile([d[i] for i in gated], 0.8)
+    lo, hi = ref_quantile([d[i] for i in gated], 0.2), ref_quantile([d[i] for i in gated], 0.8)
     for i in d:
         if span[i]:
             w[i] = w_min
@@ -195,9 +189,7 @@ def test_scoring_pass_names_the_group_with_non_finite_states(tiny):
                   logp_sample=torch.zeros(4, 12), reward=torch.tensor([1.0, 0, 0, 1]),
                   seq_adv=torch.tensor([1.0, -1, -1, 1]), group_id=torch.full((4,), 77),
                   response_len=torch.full((4,), 6), success=torch.tensor([True, False, False, True]))
-    settings = ResRLSettings(rank=4, rank_tol=1e-3, max_pos_tokens=4096, min_pos_tokens=4, w_min=0.1, lam=0.1,
-                             q_lo=0.2, q_hi=0.8, niter=4, residual_norm="normalized", gate="off_span",
-                             span_tol=1e-6, hidden_layer=-2, hidden_position="predicting")
+    settings = ResRLSettings.from_algo(AlgoConfig(resrl=True, rank=4, max_pos_tokens=4096, hidden_position="predicting"))
     layer = model.get_decoder().layers[0]
     handle = layer.register_forward_hook(lambda m, i, o: (o[0].fill_(float("inf")),) + tuple(o[1:])
                                          if isinstance(o, tuple) else o.fill_(float("inf")))
