@@ -85,9 +85,9 @@ def validation_curve(output_dir: str | Path) -> Path | None:
     rows = [r for r in map(json.loads, path.read_text().splitlines()) if any(k.startswith("val/") for k in r)]
     if not rows:
         return None
-    keys = [k for k in ("val/avg@1_greedy", *sorted(k for k in rows[-1] if k.startswith("val/avg@") and k != "val/avg@1_greedy"),
-                        *sorted((k for k in rows[-1] if k.startswith("val/pass@")), key=lambda k: int(k.split("@")[1]))[-1:])
-            if k in rows[-1]]
+    last = rows[-1]
+    passes = sorted((k for k in last if k.startswith("val/pass@")), key=lambda k: int(k.split("@")[1]))
+    keys = sorted(k for k in last if k.startswith("val/avg@")) + passes[-1:]  # greedy, avg@n, the largest pass@k
     print("validation (held-out): " + "  ".join(f"{k[4:]:>14}" for k in keys))
     for r in rows:
         print(f"  step {r['step']:>6}        " + "  ".join(f"{r.get(k, math.nan):14.3f}" for k in keys))
