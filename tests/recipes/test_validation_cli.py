@@ -18,6 +18,10 @@ def test_validation_every_n_steps_and_training_unchanged(tmp_path):
     res = train(*common, "trainer.eval_every=2", "trainer.eval.num_tasks=4", "trainer.eval.n=4", "trainer.eval.ks=[1,4]",
                 f"trainer.output_dir={tmp_path / 'val'}")
     assert res.returncode == 0, res.stderr[-3000:]
+    # the run ends by printing its validation curve (steps 0, 2, 3) and writing it as a PNG
+    curve = res.stdout[res.stdout.index("validation (held-out):"):].splitlines()
+    assert [line.split()[1] for line in curve[1:4]] == ["0", "2", "3"] and "pass@4" in curve[0]
+    assert (tmp_path / "val" / "val_curve.png").read_bytes()[:4] == b"\x89PNG"
     assert train(*common, f"trainer.output_dir={tmp_path / 'plain'}").returncode == 0
     rows, plain = read_metrics(tmp_path / "val" / "metrics.jsonl"), read_metrics(tmp_path / "plain" / "metrics.jsonl")
     val = {r["step"]: r for r in rows if "val/avg@4" in r}
