@@ -137,6 +137,7 @@ class TrainerConfig:
     micro_batch_size: int = 8  # rows per forward/backward (gradient accumulation)
     micro_batch_tokens: Optional[int] = None  # also cap rows x longest row per forward (null = rows only)
     rescore: str = "auto"  # old log-probs / ResRL states: auto (from the rollout when it sampled with the trained weights) | always (a no-grad scoring pass) | never
+    skip_empty_updates: bool = True  # no optimizer step when every advantage is 0 (and no KL/entropy term): AdamW would still move the weights by momentum and weight decay
     share_prefix: bool = True  # training forwards run a group's shared prompt once, rows of one group per forward (off under model.gradient_checkpointing)
     seed: int = 0  # seeds rollouts, sampling and torch
     device: str = "auto"  # auto | cpu | cuda

@@ -243,6 +243,10 @@ class RLRecipe:
         batch = collate(trajs, reward.tolist(), seq_adv.tolist(), history=cfg.rollout.history, pad_id=self.policy.pad_id,
                         success=success.tolist())
         metrics = {"reward/shaped_mean": float(reward.mean()), "reward/adv_abs_mean": float(seq_adv.abs().mean())}
+        if t.skip_empty_updates and not (a.kl_coef or a.entropy_coef):
+            if self.engine.all_sum([float(bool(seq_adv.any()))])[0] == 0:  # no group on any rank has a signal
+                self.scheduler.step()
+                return metrics | {"loss/optimizer_steps": 0.0, "loss/lr": self.scheduler.get_last_lr()[0]}
 
         # 3. old log-probs, reference log-probs, ResRL weights per whole group: from the rollout's
         # own forwards when it sampled with these weights, else one no-grad scoring pass

@@ -19,12 +19,14 @@ from resrl_agents.trainers.recipe import RLRecipe, rollout_is_exact
 RESRL = AlgoConfig(name="resrl", resrl=True, rank=8, lam=0.1, hidden_position="predicting")  # the rollout keeps these
 
 
-def make_recipe(tiny_cfg, out, rescore: str, algo: AlgoConfig = RESRL, **rollout_kw) -> RLRecipe:
+def make_recipe(tiny_cfg, out, rescore: str, algo: AlgoConfig = RESRL, trainer_kw: dict | None = None,
+                **rollout_kw) -> RLRecipe:
     rollout = RolloutConfig(group_size=4, prompts_per_step=2, max_new_tokens=16, drift_check_frac=0.0, **rollout_kw)
     cfg = TrainConfig(env=EnvConfig(name="math", id="resrl_agents/Math-v0", kwargs={"source": "arithmetic"}),
                       model=tiny_cfg, algo=algo, rollout=rollout,
                       trainer=TrainerConfig(output_dir=str(out), tensorboard=False, progress=False, device="cpu",
-                                            warmup_steps=0, lr=1e-3, rescore=rescore, micro_batch_size=3))
+                                            warmup_steps=0, lr=1e-3, rescore=rescore, micro_batch_size=3,
+                                            **(trainer_kw or {})))
     recipe = RLRecipe(cfg)
     recipe.setup()
     return recipe
@@ -128,3 +130,22 @@ def test_rescore_switch_errors_name_the_key_and_the_fix(tiny_cfg, tmp_path):
     assert not rollout_is_exact(TrainConfig(rollout=RolloutConfig(top_p=0.9)))  # auto: rescores
     assert not rollout_is_exact(TrainConfig(rollout=RolloutConfig(backend="vllm")))
     assert rollout_is_exact(TrainConfig())
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_a_step_whose_advantages_are_all_zero_moves_no_weight(tiny_cfg, tmp_path, skip):
+    """After a step with signal, AdamW's momentum would keep moving the weights on a step whose
+    groups all tie (a zero gradient): ``trainer.skip_empty_updates`` takes no step then."""
+    recipe = make_recipe(tiny_cfg, tmp_path, "auto", algo=AlgoConfig(), trainer_kw={"skip_empty_updates": skip})
+    try:
+        trajs = recipe._rollout_round(0, 0)
+        first = recipe.learn(split_rewards(trajs))
+        assert first["loss/optimizer_steps"] == 1.0
+        before = [p.detach().clone() for p in recipe.model.parameters()]
+        tied = recipe.learn([dataclasses.replace(t, reward=1.0) for t in trajs])
+        moved = any(not torch.equal(a, p) for a, p in zip(before, recipe.model.parameters()))
+        assert tied["loss/optimizer_steps"] == (0.0 if skip else 1.0)
+        assert moved is not skip  # without the skip, momentum and weight decay drift the weights
+        assert tied["loss/lr"] == first["loss/lr"] == 1e-3
+    finally:
+        recipe.cleanup()
