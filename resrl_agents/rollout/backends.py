@@ -14,11 +14,11 @@ TRAIN_BACKENDS = ("hf", "vllm")  # openai cannot receive weight updates
 
 
 def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer, device: Any, *, output_dir: str,
-                        seed: int, hidden_layer: int | None = None) -> Policy:
+                        seed: int, hidden_layer: int | None = None, hidden_position: str = "predicting") -> Policy:
     """Training's rollout policy, by ``rcfg.backend``.
 
     hf: ``HFPolicy`` over the trained model itself (every update is seen at once), keeping
-    ``hidden_layer``'s states of the sampled tokens when that is set. vllm: an
+    ``hidden_layer``'s states of the sampled tokens (at ``hidden_position``) when that is set. vllm: an
     in-process ``VLLMPolicy`` started from the model's current weights, read from ``mcfg.path``
     when that is a local checkpoint directory (a resumed run's checkpoint), else from
     ``<output_dir>/vllm_init`` where the loaded model (LoRA: merged) and tokenizer are saved once;
@@ -32,7 +32,7 @@ def make_rollout_policy(rcfg: RolloutConfig, mcfg: ModelConfig, model, tokenizer
     if rcfg.backend not in TRAIN_BACKENDS:
         raise ValueError(f"unknown rollout.backend {rcfg.backend!r}; expected one of {TRAIN_BACKENDS}")
     if rcfg.backend == "hf":
-        return HFPolicy(model, tokenizer, device, hidden_layer=hidden_layer)
+        return HFPolicy(model, tokenizer, device, hidden_layer=hidden_layer, hidden_position=hidden_position)
     from resrl_agents.rollout.vllm_policy import VLLMPolicy, policy_eos_ids
 
     from_path = mcfg.path is not None and Path(mcfg.path).is_dir() and not is_peft(model)

@@ -22,7 +22,7 @@ def trajectory_rows(traj: Trajectory, layout: Layout) -> list[tuple[list[int], l
 
 
 def rollout_hidden(trajs: Sequence[Trajectory]) -> torch.Tensor | None:
-    """``(N, H)`` the rollout's hidden state that predicted each policy token of ``collate(trajs)``,
+    """``(N, H)`` the rollout's hidden state of each policy token of ``collate(trajs)`` (at the policy's hidden_position),
     in the row-major order of its loss mask (turn after turn, row after row, in either layout);
     None when a turn has none (the policy did not capture them)."""
     hidden = [t.action_hidden for traj in trajs for t in traj.turns]

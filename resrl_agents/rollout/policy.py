@@ -27,8 +27,8 @@ class Generation:
     ids: tuple[int, ...]
     logp: tuple[float, ...]
     stopped: bool  # True when the model emitted EOS, False when cut at max_new_tokens
-    # (n, H) the captured layer's state at the position that predicts each token (HFPolicy with
-    # ``hidden_layer`` set; else None), on the CPU in the model's dtype
+    # (n, H) the captured layer's state of each token, at the position its ``hidden_position``
+    # names (HFPolicy with ``hidden_layer`` set; else None), on the CPU in the model's dtype
     hidden: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
@@ -59,18 +59,23 @@ class HFPolicy:
     go through ``model.generate``.
 
     With ``hidden_layer`` set, the own decode loop also returns, per sampled token, that layer's
-    hidden state at the position that predicts it (the state ResRL weighs the token by): the
-    training step then needs no forward of its own to get them.
+    hidden state (ResRL weighs the token by it): at the position that predicts the token
+    (``hidden_position="predicting"``), or at the token's own (``"own"``: every row's newest token
+    is read once more, a finished row's last token included, in the forward that decodes the other
+    rows). The training step then needs no forward of its own to get them.
     """
 
     def __init__(self, model, tokenizer, device: torch.device | str = "cpu", prefix_cache: bool = True,
-                 hidden_layer: int | None = None):
+                 hidden_layer: int | None = None, hidden_position: str = "predicting"):
         self.model = model
         self.device = torch.device(device)
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.prefix_cache = prefix_cache
         self.hidden_layer = hidden_layer
+        if hidden_position not in ("predicting", "own"):
+            raise ValueError(f"hidden_position must be 'predicting' or 'own', got {hidden_position!r}")
+        self.hidden_position = hidden_position
         self.store = PrefixStore()
         layers = DynamicCache(config=model.config).layers
         self.own_decode = all(type(layer) is DynamicLayer for layer in layers)
@@ -129,10 +134,10 @@ class HFPolicy:
         version = sum(p._version for p in self.model.parameters())  # bumped by every in-place update
         if self.store.version != version:
             self.store.clear()  # caches from other weights are never reused
-        keep_hidden = self.hidden_layer is not None
+        keep_hidden, own = self.hidden_layer is not None, self.hidden_position == "own"
         with capture_hidden(self.model, self.hidden_layer) if keep_hidden else contextlib.nullcontext() as captured:
             distinct = list(dict.fromkeys(tuple(p) for p in prompts))  # identical prompts prefilled once
-            cache, mask, logits, last = self._prefill(distinct, params.max_new_tokens)
+            cache, mask, logits, last = self._prefill(distinct, params.max_new_tokens + own)
             h = captured.pop()[torch.arange(len(distinct), device=self.device), last] if keep_hidden else None  # (D, H)
             if len(distinct) < len(prompts):
                 row = {p: i for i, p in enumerate(distinct)}
@@ -148,44 +153,61 @@ class HFPolicy:
             logps: list[list[float]] = [[] for _ in prompts]
             states: list[torch.Tensor] = []  # (b, H) per forward, when captured
             where: list[list[int]] = [[] for _ in prompts]  # each token's row in torch.cat(states)
-            offset = 0  # rows of ``states`` so far
             saved: list[RowCache] = []
             for step in range(params.max_new_tokens):
                 tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
                 if on_step is not None:
                     on_step(alive, tok, logits)
-                if keep_hidden:
-                    states.append(h)  # (b, H)
-                base, offset = offset, offset + len(alive)
+                last_step = step == params.max_new_tokens - 1
                 keep = []
                 for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
                     ids[i].append(t)
                     logps[i].append(lp)
-                    if keep_hidden:
-                        where[i].append(base + j)  # the state whose logits sampled t
-                    if t in eos or step == params.max_new_tokens - 1:
-                        if self.prefix_cache:  # holds the prompt and every generated token but the last
-                            saved.append(RowCache(tuple(prompts[i]) + tuple(ids[i][:-1]), cut_row(cache, j, mask[j].bool())))
-                    else:
+                    if not (t in eos or last_step):
                         keep.append(j)
+                if keep_hidden and not own:  # the states whose logits sampled ``tok``
+                    self._keep_states(states, where, h, alive)
+                if own:  # every row reads its new token once more: the token's own state
+                    logits, h, mask, pos = self._forward(tok, cache, mask, pos, captured)
+                    if keep_hidden:
+                        self._keep_states(states, where, h, alive)
+                done = [j for j in range(len(alive)) if j not in set(keep)]
+                if self.prefix_cache:  # the prompt and the generated tokens the cache holds
+                    saved += [RowCache(tuple(prompts[alive[j]]) + tuple(ids[alive[j]][: len(ids[alive[j]]) - (not own)]),
+                                       cut_row(cache, j, mask[j].bool())) for j in done]
                 if not keep:
                     break
-                if len(keep) < len(alive):
+                if done:
                     sel = torch.tensor(keep, device=self.device)
                     cache.batch_select_indices(sel)
                     mask, pos, tok = mask[sel], pos[sel], tok[sel]
+                    logits, h = logits[sel], (h[sel] if keep_hidden else None)
                     alive = [alive[j] for j in keep]
-                mask = torch.cat([mask, mask.new_ones(len(alive), 1)], dim=1)  # (b, W + step + 1)
-                out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
-                                 past_key_values=cache, use_cache=True)
-                logits = out.logits[:, -1].float()  # (b, V)
-                h = captured.pop()[:, -1] if keep_hidden else None  # (b, H)
-                pos = pos + 1
+                if not own:
+                    logits, h, mask, pos = self._forward(tok, cache, mask, pos, captured)
         if self.prefix_cache:
             self.store.replace(saved, version)
         flat = torch.cat(states).cpu() if keep_hidden else None  # (sum of b over forwards, H)
         return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, flat[w] if keep_hidden else None)
                 for g, lp, w in zip(ids, logps, where)]
+
+    def _forward(self, tok: torch.Tensor, cache: Cache, mask: torch.Tensor, pos: torch.Tensor, captured
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """One decode forward of ``tok`` ``(b,)``: next-token logits ``(b, V)``, the captured state
+        ``(b, H)`` (or None), the attention mask and positions moved one column on."""
+        mask = torch.cat([mask, mask.new_ones(len(tok), 1)], dim=1)  # (b, W + 1)
+        out = self.model(input_ids=tok[:, None], attention_mask=mask, position_ids=pos[:, None],
+                         past_key_values=cache, use_cache=True)
+        h = captured.pop()[:, -1] if self.hidden_layer is not None else None  # (b, H)
+        return out.logits[:, -1].float(), h, mask, pos + 1
+
+    @staticmethod
+    def _keep_states(states: list[torch.Tensor], where: list[list[int]], h: torch.Tensor, alive: list[int]) -> None:
+        """Append the states ``h`` ``(b, H)`` of the rows ``alive``' newest tokens."""
+        base = sum(len(x) for x in states)
+        states.append(h)
+        for j, i in enumerate(alive):
+            where[i].append(base + j)
 
     def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                      on_step: OnStep | None = None) -> list[Generation]:

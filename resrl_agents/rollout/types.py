@@ -19,7 +19,7 @@ class Turn:
     ``obs_ids`` are prompt / observation / chat-template tokens (loss mask 0), tokenized once when
     they arrived. ``action_ids`` are the exact ids the policy generated (loss mask 1) and
     ``action_logp`` their sampling log-probs, same length. ``action_hidden`` ``(n, H)``, when the
-    policy captured it, is the hidden state that predicted each action token (for ResRL).
+    policy captured it, is the hidden state of each action token (for ResRL, at its hidden_position).
     """
 
     obs_ids: tuple[int, ...]

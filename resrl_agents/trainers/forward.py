@@ -151,8 +151,8 @@ def policy_tokens(loss_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def hidden_cols(cols: torch.Tensor, position: str) -> torch.Tensor:
     """Column of the hidden state that weighs the token at ``cols`` (``algo.hidden_position``):
     the state that predicts it (t-1, the released code's choice) or its own (t). The one place
-    that picks the position; the rollout keeps the predicting states only (a token's own state
-    exists there for every token of a turn but its last, which no decode forward reads)."""
+    that picks the position in a forward over whole sequences (the rollout keeps the same states,
+    ``HFPolicy(hidden_position=...)``)."""
     return cols - 1 if position == "predicting" else cols
 
 
@@ -211,11 +211,9 @@ def _empty_scores(batch: Batch, ref: bool) -> Scores:
 
 def rollout_weights(batch: Batch, hidden: torch.Tensor, resrl: ResRLSettings, group_seed: dict[int, int],
                     device: torch.device) -> Scores:
-    """ResRL's weights (in a :class:`Scores` whose ``logp_old`` is the rollout's) from the rollout's
-    predicting states ``(N, H)`` (one per policy token, in :func:`policy_tokens` order; see
-    ``collate.rollout_hidden``): no forward."""
-    if resrl.hidden_position != "predicting":
-        raise ValueError("the rollout keeps the predicting states only; algo.hidden_position=own needs the scoring pass")
+    """ResRL's weights (in a :class:`Scores` whose ``logp_old`` is the rollout's) from the states
+    ``(N, H)`` the rollout kept at ``resrl.hidden_position`` (one per policy token, in
+    :func:`policy_tokens` order; see ``collate.rollout_hidden``): no forward."""
     rows, cols = policy_tokens(batch.loss_mask)
     if hidden.shape[0] != rows.numel():
         raise ValueError(f"{hidden.shape[0]} rollout hidden states for {rows.numel()} policy tokens")

@@ -122,14 +122,12 @@ class RLRecipe:
         self.rollout_exact = rollout_is_exact(cfg)  # its log-probs are the trained policy's
         # HF's checkpointed forwards keep no keys/values, so a shared prompt has none to share
         self.share_prefix = t.share_prefix and not cfg.model.gradient_checkpointing
-        # the rollout keeps the states that predict each token (ResRL's default hidden_position)
-        self.keep_hidden = self.rollout_exact and self.resrl is not None and self.resrl.hidden_position == "predicting"
-        if t.rescore == "never" and self.resrl is not None and not self.keep_hidden:
-            raise ValueError("trainer.rescore=never needs algo.hidden_position=predicting (the rollout keeps the states "
-                             "that predict each token; a token's own state needs the scoring pass): use trainer.rescore=auto")
+        # the rollout keeps each token's state at algo.hidden_position: ResRL then needs no scoring pass
+        self.keep_hidden = self.rollout_exact and self.resrl is not None
         self.policy = make_rollout_policy(cfg.rollout, model_cfg, self.engine.rollout_model, self.tokenizer, self.device,
                                           output_dir=t.output_dir, seed=t.seed,  # hf, or vllm (synced in phase 5)
-                                          hidden_layer=cfg.algo.hidden_layer if self.keep_hidden else None)
+                                          hidden_layer=cfg.algo.hidden_layer if self.keep_hidden else None,
+                                          hidden_position=cfg.algo.hidden_position)
         self.renderer = ChatRenderer(self.tokenizer)
         self.update_rng = torch.Generator().manual_seed(t.seed)
         if resume_from is not None:
@@ -278,7 +276,7 @@ class RLRecipe:
         stats and diagnostics) and metrics. ``trainer.rescore``: the rollout's sampling log-probs and
         hidden states (no forward: the sampler is the trained model with the same weights and
         distribution), or a no-grad scoring pass that recomputes them (then their mismatch is
-        measured). ResRL weighing by the token's own state always takes the scoring pass."""
+        measured)."""
         t = self.cfg.trainer
         score = lambda model, resrl: score_batch(  # noqa: E731
             model, batch, micro_batch_size=t.micro_batch_size, micro_batch_tokens=t.micro_batch_tokens,

@@ -16,14 +16,15 @@ from resrl_agents.rollout.collate import collate, rollout_hidden
 from resrl_agents.trainers.forward import hidden_cols, policy_tokens
 from resrl_agents.trainers.recipe import RLRecipe, rollout_is_exact
 
-RESRL = AlgoConfig(name="resrl", resrl=True, rank=8, lam=0.1, hidden_position="predicting")  # the rollout keeps these
+RESRL = AlgoConfig(name="resrl", resrl=True, rank=8, lam=0.1)
+MATH = EnvConfig(name="math", id="resrl_agents/Math-v0", kwargs={"source": "arithmetic"})
+TOOLS = EnvConfig(name="tools", id="resrl_agents/ToolUse-v0")  # multi-turn: the bundled warehouse tools
 
 
 def make_recipe(tiny_cfg, out, rescore: str, algo: AlgoConfig = RESRL, trainer_kw: dict | None = None,
-                **rollout_kw) -> RLRecipe:
+                env: EnvConfig = MATH, **rollout_kw) -> RLRecipe:
     rollout = RolloutConfig(group_size=4, prompts_per_step=2, max_new_tokens=16, drift_check_frac=0.0, **rollout_kw)
-    cfg = TrainConfig(env=EnvConfig(name="math", id="resrl_agents/Math-v0", kwargs={"source": "arithmetic"}),
-                      model=tiny_cfg, algo=algo, rollout=rollout,
+    cfg = TrainConfig(env=env, model=tiny_cfg, algo=algo, rollout=rollout,
                       trainer=TrainerConfig(output_dir=str(out), tensorboard=False, progress=False, device="cpu",
                                             warmup_steps=0, lr=1e-3, rescore=rescore, micro_batch_size=3,
                                             **(trainer_kw or {})))
@@ -37,32 +38,56 @@ def split_rewards(trajs):
     return [dataclasses.replace(t, reward=float(i % 2)) for i, t in enumerate(trajs)]
 
 
-@pytest.fixture(scope="module")
-def rolled(tiny_cfg, tmp_path_factory):
-    """A ResRL recipe with rescore=auto and one rollout batch of it (hidden states kept)."""
-    recipe = make_recipe(tiny_cfg, tmp_path_factory.mktemp("auto"), "auto")
+@pytest.fixture(scope="module", params=["predicting", "own"])
+def rolled(request, tiny_cfg, tmp_path_factory):
+    """A ResRL recipe with rescore=auto and one rollout batch of it (hidden states kept at each
+    ``algo.hidden_position``)."""
+    algo = dataclasses.replace(RESRL, hidden_position=request.param)
+    recipe = make_recipe(tiny_cfg, tmp_path_factory.mktemp("auto"), "auto", algo=algo)
     yield recipe, split_rewards(recipe._rollout_round(0, 0))
     recipe.cleanup()
 
 
-def test_rollout_states_and_logp_equal_a_forward_over_the_same_tokens(rolled):
-    recipe, trajs = rolled
-    assert recipe.rollout_exact
+def assert_rollout_states_equal_a_forward(recipe, trajs) -> torch.Tensor:
+    """The rollout's states equal a forward over the collated tokens, at the recipe's position;
+    the forward's logits ``(B, T, V)`` are returned."""
+    assert recipe.rollout_exact and recipe.keep_hidden
     hidden = rollout_hidden(trajs)  # (N, H)
     batch = collate(trajs, [t.reward for t in trajs], [0.0] * len(trajs), history="full", pad_id=recipe.policy.pad_id)
     rows, cols = policy_tokens(batch.loss_mask)
     assert hidden is not None and hidden.shape == (rows.numel(), recipe.model.config.hidden_size)
     with torch.no_grad(), capture_hidden(recipe.model, -2) as got:
         logits = recipe.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits  # (B, T, V)
-    ref = got[0][rows, hidden_cols(cols, "predicting")]  # (N, H) the state at t-1 predicts token t
+    ref = got[0][rows, hidden_cols(cols, recipe.resrl.hidden_position)]  # (N, H) at t-1 or at t
     torch.testing.assert_close(hidden, ref, atol=1e-4, rtol=1e-4)
+    return batch, logits
+
+
+def test_rollout_states_and_logp_equal_a_forward_over_the_same_tokens(rolled):
+    recipe, trajs = rolled
+    batch, logits = assert_rollout_states_equal_a_forward(recipe, trajs)
+    rows, cols = policy_tokens(batch.loss_mask)
     logp = torch.log_softmax(logits[rows, cols - 1], dim=-1).gather(1, batch.input_ids[rows, cols][:, None]).squeeze(1)
     torch.testing.assert_close(batch.logp_sample[rows, cols], logp, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("position", ["predicting", "own"])
+def test_rollout_states_equal_a_forward_over_multi_turn_episodes(tiny_cfg, tmp_path, position):
+    """Turns after the first start from the previous turn's kept cache (which, at ``own``, holds
+    the reply's last token too): every turn's states still equal one forward over the episode."""
+    algo = dataclasses.replace(RESRL, hidden_position=position)
+    recipe = make_recipe(tiny_cfg, tmp_path, "auto", algo=algo, env=TOOLS, max_context_tokens=4096)
+    try:
+        trajs = recipe._rollout_round(0, 0)
+        assert max(len(t.turns) for t in trajs) > 1
+        assert_rollout_states_equal_a_forward(recipe, trajs)
+    finally:
+        recipe.cleanup()
+
+
 def test_weights_from_the_rollout_equal_weights_from_the_scoring_pass(rolled, tiny_cfg, tmp_path):
     recipe, trajs = rolled
-    always = make_recipe(tiny_cfg, tmp_path, "always")
+    always = make_recipe(tiny_cfg, tmp_path, "always", algo=recipe.cfg.algo)
     try:
         always.model.load_state_dict(recipe.model.state_dict())  # same weights
         batches = []
@@ -92,8 +117,8 @@ def count_no_grad_forwards(model):
 
 def test_update_without_a_scoring_pass_equals_the_update_after_one(rolled, tiny_cfg, tmp_path):
     recipe, trajs = rolled
-    never = make_recipe(tiny_cfg, tmp_path / "never", "never")
-    always = make_recipe(tiny_cfg, tmp_path / "always", "always")
+    never = make_recipe(tiny_cfg, tmp_path / "never", "never", algo=recipe.cfg.algo)
+    always = make_recipe(tiny_cfg, tmp_path / "always", "always", algo=recipe.cfg.algo)
     try:
         start = copy.deepcopy(recipe.model.state_dict())
         results = {}
