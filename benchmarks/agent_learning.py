@@ -80,11 +80,26 @@ QUICK = Size(sft_steps=2, sft2_steps=0, sft_save_every=1, sft_start=2, sft_batch
              save_every=1, group_size=2, prompts=1, max_new_tokens=12, eval_tasks=2)
 
 
-def env_overrides(out: Path, families: list[str], tools: list[str]) -> list[str]:
-    """Hydra overrides for the tools env on ``families`` (a tasks file written into ``out``)."""
+def generated_tasks(per_family: int, seed: int = 1) -> list[dict]:
+    """More tasks of the bundled warehouse's families, over its catalog, from the example's own
+    generator (distinct questions only: a held-out task never repeats a training one)."""
+    import random
+
+    from resrl_agents.envs.tool_use.examples.make_tasks import DATA_PATH, make_tasks
+
+    catalog = json.loads(DATA_PATH.read_text(encoding="utf-8"))
+    rows = make_tasks(catalog, random.Random(seed), per_family=per_family)
+    unique = {r["question"]: r for r in rows}
+    return list(unique.values())
+
+
+def env_overrides(out: Path, families: list[str], tools: list[str], per_family: int = 0) -> list[str]:
+    """Hydra overrides for the tools env on ``families`` (a tasks file written into ``out``: the
+    bundled tasks, or ``per_family`` generated ones of each family)."""
     tasks = out / "tasks.jsonl"
     if not tasks.exists():
-        rows = [json.loads(line) for line in TASKS.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = generated_tasks(per_family) if per_family else \
+            [json.loads(line) for line in TASKS.read_text(encoding="utf-8").splitlines() if line.strip()]
         keep = [r for r in rows if r.get("family") in families]
         if not keep:
             raise SystemExit(f"--families {families}: no bundled warehouse task has these families")
@@ -348,6 +363,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--families", default="stock_by_sku,restock", help="warehouse task families")
     ap.add_argument("--tools", default="get_stock,calculator", help="warehouse tools the agent sees")
+    ap.add_argument("--tasks-per-family", type=int, default=0,
+                    help="generate this many tasks per family over the bundled catalog (0 = the bundled 60)")
     ap.add_argument("--results", default="docs/results.md")
     ap.add_argument("--png", default="docs/agent_learning.png")
     ap.add_argument("--notes", default=None, help="markdown (what was tried, by hand) put at the end of the section")
@@ -361,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     size = QUICK if args.quick else Size()
     size = replace(size, **{k: v for k, v in vars(args).items() if k in Size.__dataclass_fields__ and v is not None})
     out, algos, seeds = Path(args.out), args.algos.split(","), [int(s) for s in args.seeds.split(",")]
-    env = env_overrides(out, args.families.split(","), args.tools.split(","))
+    env = env_overrides(out, args.families.split(","), args.tools.split(","), args.tasks_per_family)
     load0 = os.getloadavg()[0]
     start = sft(out, size, env)
     jobs = [(a, s) for a in algos for s in seeds]

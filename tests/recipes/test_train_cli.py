@@ -78,7 +78,9 @@ def test_sft_cli_learns_and_saves(tmp_path):
 
 
 def test_resrl_keeps_inspected_steps(tmp_path):
+    # the untrained model fails every task: without skip_empty_updates=false no step would be scored
     out = train("env=math", "model=tiny", "algo=resrl", "trainer.steps=3", "trainer.inspect_every=2",
+                "trainer.skip_empty_updates=false",
                 "rollout.prompts_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=8",
                 f"trainer.output_dir={tmp_path}", f"model.cache_dir={tmp_path / 'cache'}")
     assert out.returncode == 0, out.stderr[-3000:]
