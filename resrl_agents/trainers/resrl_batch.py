@@ -1,18 +1,19 @@
 """ResRL weights of several prompt groups in one go: :func:`resrl_group_weights`'s results,
 with the exact SVDs of all groups in one batched call.
 
-Per group, the weighting is a few hundred small operations, most of them inside the SVD, and the
-SVD waits for the device (cuSOLVER's convergence check). When a step's groups complete together
+On CUDA the weighting of one group is a few hundred kernel launches, most of them inside the SVD,
+which also waits for the device (cuSOLVER's convergence check). When a step's groups complete together
 (the rollout kept their states), the groups whose subspace takes the exact SVD (see
 ``subspace.exact_svd_pays``) share one ``torch.linalg.svd`` over their zero-padded positives. The
 randomized SVD stays per group (its test matrix is drawn from each group's seed), and so do the
 cheap per-token steps, through the same functions as the per-group path.
 
-Where it pays: on CPU the loop is faster (LAPACK factors each matrix anyway, and the padding adds
-rows; ``benchmarks/resrl_weighting.py --batched``), so ``algo.batch_groups=auto`` batches on CUDA
-only. There PyTorch still runs cuSOLVER's gesvdj once per matrix inside the one call
-(gesvdjBatched only for matrices up to 32 x 32): the saving is the launches and host syncs around
-it, to be measured on a GPU (``benchmarks/gpu_checks.sh``).
+Where it pays: on CPU LAPACK factors each matrix anyway and the zero rows add work; batched/looped
+was 0.88-0.97 for small groups, 1.02 for eight groups of 500 positives (H = 1024) and 1.15-1.31
+when their sizes vary (``benchmarks/resrl_weighting.py --batched``), so ``algo.batch_groups=auto`` batches on CUDA only.
+There PyTorch still runs cuSOLVER's gesvdj once per matrix inside the one call (gesvdjBatched
+only for matrices up to 32 x 32): the saving is the launches and host syncs around it, not yet
+measured on a GPU (``benchmarks/gpu_checks.sh`` does it).
 """
 
 from __future__ import annotations
