@@ -45,7 +45,7 @@ from torch import Tensor
 
 from resrl_agents.trainers.subspace import positive_subspace
 
-__all__ = ["GATES", "GroupStats", "resrl_group_weights"]
+__all__ = ["GATES", "GroupStats", "Positives", "group_positives", "resrl_group_weights", "weigh_negatives"]
 
 LN_EPS = 1e-5
 GATES = ("off_span", "paper")
