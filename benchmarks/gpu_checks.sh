@@ -9,8 +9,9 @@ mkdir -p "$out"
 export PYTHONUNBUFFERED=1 DS_BUILD_OPS=0
 step() { echo "=== $* ($(date +%T))"; }
 step "CUDA tests"; python -m pytest -q tests/trainers/test_cuda.py
-step "ResRL weighting"
-python benchmarks/resrl_weighting.py --groups 8 --tokens 1000 --hidden 1024
+step "ResRL weighting (per group; all groups at once, their exact SVDs in one call: batched/looped)"
+python benchmarks/resrl_weighting.py --groups 8 --tokens 1000 --hidden 1024 --batched
+python benchmarks/resrl_weighting.py --groups 8 --tokens 1000 --hidden 1024 --spread 0.5 --batched --repeats 9
 python benchmarks/resrl_weighting.py --groups 4 --tokens 8000 --hidden 4096 --repeats 3
 step "rollout throughput"
 python benchmarks/rollout_throughput.py --env alfworld --repeats 1

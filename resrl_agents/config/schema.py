@@ -83,6 +83,7 @@ class AlgoConfig:
     gate: str = "off_span"  # off_span: in-span negatives get w_min, quantiles over the rest | paper: over all
     span_tol: float = 1e-6  # in span: |r|² or the distance to a positive token's state <= span_tol·|h - mu|² (float noise)
     hidden_position: str = "own"  # own: the state at t weighs token t (best in docs/results.md) | predicting: t-1 (released code)
+    batch_groups: str = "auto"  # one batched SVD for all groups of a step (rollout states): auto = CUDA only | on | off
     success: str = "won"  # who is positive (all estimators, ResRL): won = the env's info["won"] | reward: r > 0
 
 

@@ -26,6 +26,7 @@ from resrl_agents.models.hooks import capture_hidden
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.loss import token_logp
 from resrl_agents.trainers.resrl import GATES, GroupStats, resrl_group_weights
+from resrl_agents.trainers.resrl_batch import resrl_groups_weights
 
 __all__ = ["ResRLSettings", "Scores", "capture_hidden", "causal_logits", "forward_chunks", "hidden_cols",
            "micro_batches", "policy_tokens", "rollout_weights", "score_batch", "shared_prefix_len", "trim"]
@@ -49,6 +50,7 @@ class ResRLSettings:
     span_tol: float
     hidden_layer: int
     hidden_position: str  # "predicting": the state at t-1 weighs token t | "own": the state at t
+    batch_groups: str  # "auto" (on CUDA) | "on" | "off": one batched SVD for groups that complete together
 
     @classmethod
     def from_algo(cls, algo) -> "ResRLSettings":
@@ -65,6 +67,13 @@ class ResRLSettings:
             raise ValueError(f"algo.hidden_position must be 'predicting' or 'own', got {self.hidden_position!r}")
         if self.gate not in GATES:
             raise ValueError(f"algo.gate must be one of {', '.join(GATES)}, got {self.gate!r}")
+        if self.batch_groups not in ("auto", "on", "off"):
+            raise ValueError(f"algo.batch_groups must be auto, on or off, got {self.batch_groups!r}")
+
+    def batched(self, device: torch.device) -> bool:
+        """Whether groups that complete together share one SVD call: by default on CUDA only, where
+        it saves launches and syncs; on CPU the per-group loop is faster (``resrl_batch``)."""
+        return self.batch_groups == "on" or (self.batch_groups == "auto" and device.type == "cuda")
 
 
 def micro_batches(lengths: torch.Tensor, size: int, max_tokens: int | None = None) -> list[torch.Tensor]:
@@ -188,19 +197,23 @@ class _GroupBuffer:
     where: list[tuple[torch.Tensor, torch.Tensor]]  # (row, col) of those tokens in the batch
 
 
+def _store(out: Scores, g: int, rows: torch.Tensor, cols: torch.Tensor, w: torch.Tensor, s: GroupStats) -> None:
+    """Write group ``g``'s weights ``w (n,)`` and what its weighting saw at its tokens ``(rows, cols)``."""
+    out.weight[rows, cols] = w.float().cpu()
+    if s.weighted:
+        out.residual[rows, cols], out.in_span[rows, cols] = s.residual.float().cpu(), s.in_span.cpu()
+    out.stats[g] = s
+
+
 def _weigh_group(g: int, h: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, batch: Batch, out: Scores,
                  resrl: ResRLSettings, seed: int) -> None:
-    """Weight one whole group ``g``: ``h (n, H)`` the states of its policy tokens at ``(rows, cols)``;
-    writes ``out``'s weight, residual and in-span entries there and its stats."""
+    """Weight one whole group ``g``: ``h (n, H)`` the states of its policy tokens at ``(rows, cols)``."""
     pos_row, neg_row = row_signs(batch)
     try:
         w, s = resrl_group_weights(h, pos_row[rows], neg_row[rows], seed=seed, **resrl.kwargs())
     except FloatingPointError as e:
         raise FloatingPointError(f"ResRL weights of group {g}: {e}") from None
-    out.weight[rows, cols] = w.float().cpu()
-    if s.weighted:
-        out.residual[rows, cols], out.in_span[rows, cols] = s.residual.float().cpu(), s.in_span.cpu()
-    out.stats[g] = s
+    _store(out, g, rows, cols, w, s)
 
 
 def _empty_scores(batch: Batch, ref: bool) -> Scores:
@@ -213,15 +226,19 @@ def rollout_weights(batch: Batch, hidden: torch.Tensor, resrl: ResRLSettings, gr
                     device: torch.device) -> Scores:
     """ResRL's weights (in a :class:`Scores` whose ``logp_old`` is the rollout's) from the states
     ``(N, H)`` the rollout kept at ``resrl.hidden_position`` (one per policy token, in
-    :func:`policy_tokens` order; see ``collate.rollout_hidden``): no forward."""
+    :func:`policy_tokens` order; see ``collate.rollout_hidden``): no forward. Every group is
+    complete, so on CUDA their exact SVDs share one call (``algo.batch_groups``)."""
     rows, cols = policy_tokens(batch.loss_mask)
     if hidden.shape[0] != rows.numel():
         raise ValueError(f"{hidden.shape[0]} rollout hidden states for {rows.numel()} policy tokens")
     out = _empty_scores(batch, ref=False)._replace(logp_old=batch.logp_sample)
+    pos_row, neg_row = row_signs(batch)
     tok_group = batch.group_id[rows]
-    for g in dict.fromkeys(batch.group_id.tolist()):  # every group is complete
-        sel = tok_group == g
-        _weigh_group(g, hidden[sel].to(device), rows[sel], cols[sel], batch, out, resrl, group_seed[g])
+    sel = {g: tok_group == g for g in dict.fromkeys(batch.group_id.tolist())}  # every group is complete
+    groups = {g: (hidden[m].to(device), pos_row[rows[m]], neg_row[rows[m]]) for g, m in sel.items()}
+    weights = resrl_groups_weights(groups, group_seed, batch=resrl.batched(device), **resrl.kwargs())
+    for g, m in sel.items():
+        _store(out, g, rows[m], cols[m], *weights[g])
     return out
 
 

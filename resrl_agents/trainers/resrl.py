@@ -25,6 +25,9 @@ float noise from defining directions.
 Groups without positives, negatives or ``min_pos_tokens`` positive tokens are not weighted (all
 weights 1; the released code kept λ there). Gated negatives without spread get (w_min + 1)/2.
 
+Steps: ``group_positives`` -> ``subspace.positive_subspace`` -> ``weigh_negatives``;
+``resrl_batch.resrl_groups_weights`` runs them for many groups, with their exact SVDs in one call.
+
 Notation:
     N  tokens of one group (policy tokens only)       H  hidden size
     M  positive tokens used (after sampling, <= m)    k  rank of the positive subspace
@@ -34,14 +37,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["GATES", "GroupStats", "resrl_group_weights"]
+from resrl_agents.trainers.subspace import positive_subspace
 
-OVERSAMPLE = 8  # extra random directions of the randomized SVD (Halko et al. 2009: 5..10)
+__all__ = ["GATES", "GroupStats", "Positives", "group_positives", "resrl_group_weights", "weigh_negatives"]
+
 LN_EPS = 1e-5
 GATES = ("off_span", "paper")
 
@@ -62,30 +67,6 @@ class GroupStats:
     in_span: Tensor | None = field(default=None, compare=False, repr=False)  # (N,) bool, in-span negatives
 
 
-def _positive_subspace(X: Tensor, k: int, niter: int, seed: int, rank_tol: float) -> Tensor:
-    """Right singular vectors ``V_k (H, k')`` of the centred positives ``X (M, H)`` with σ_i >=
-    rank_tol·σ_1, k' <= k. Exact SVD where it costs no more than ``torch.svd_lowrank`` (and is
-    seed-free); the randomized one decomposes ``XᵀX (H, H)`` when that is cheaper (M >> H)."""
-    M, H = X.shape
-    if k == 0:
-        return X.new_zeros(H, 0)
-    q = min(k + OVERSAMPLE, M, H)
-    if min(M, H) <= (2 * niter + 2) * q:
-        _, sigma, Vh = torch.linalg.svd(X, full_matrices=False)  # sigma (min(M,H),), Vh (min(M,H), H)
-        V = Vh.T
-    else:
-        use_gram = M > H and M * H * H < (2 * niter + 2) * M * H * q
-        A = X.T @ X if use_gram else X  # (H, H) or (M, H)
-        # its test matrix comes from the global RNG: fork it (result depends on group and seed only)
-        devices = [X.device] if X.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            _, S, V = torch.svd_lowrank(A, q=q, niter=niter)  # V: (H, q)
-        sigma = S.clamp_min(0).sqrt() if use_gram else S  # the Gram's singular values are σ²
-    keep = int((sigma[:k] >= rank_tol * sigma[0]).sum()) if sigma[0] > 0 else 0
-    return V[:, :keep]  # (H, k')
-
-
 def _coincides(Y: Tensor, P: Tensor, bound: Tensor, chunk: int = 1 << 22) -> Tensor:
     """``(n,)`` bool: row i of ``Y (n, H)`` lies within ``bound[i]`` (squared) of a row of ``P (p, H)``.
     The nearest row is found with matmul distances, then its distance is taken exactly (the
@@ -103,6 +84,79 @@ def _quantile_gate(d: Tensor, w_min: float, q_lo: float, q_hi: float, range_eps:
         return torch.full_like(d, (w_min + 1.0) / 2.0), True
     rng = torch.clamp(hi - lo, min=range_eps)
     return w_min + (1.0 - w_min) * ((d - lo) / rng).clamp(0.0, 1.0), False
+
+
+class Positives(NamedTuple):
+    """A weighted group's positive side: what its subspace is fitted to."""
+
+    pos_idx: Tensor  # (P,) every positive token
+    neg_idx: Tensor  # (Nn,) every negative token
+    Xc: Tensor  # (M, H) LN(h) of the sampled positives, centred
+    mu: Tensor  # (H,) their mean, the positive centroid
+    k: int  # min(rank, M - 1, H): the most directions the subspace keeps
+
+
+def group_positives(h: Tensor, pos: Tensor, neg: Tensor, *, rank: int, max_pos_tokens: int, min_pos_tokens: int,
+                    residual_norm: str, gate: str, seed: int) -> Positives | tuple[Tensor, GroupStats]:
+    """First step of :func:`resrl_group_weights`: checks, then the group's :class:`Positives`, or
+    the fallback's weights and stats when it is not weighted."""
+    if residual_norm not in ("normalized", "hidden_size"):
+        raise ValueError(f"residual_norm must be 'normalized' or 'hidden_size', got {residual_norm!r}")
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
+    if bool((pos & neg).any()):
+        raise ValueError("a token cannot be both positive and negative")
+    bad = int((~torch.isfinite(h[pos | neg])).any(dim=1).sum())
+    if bad:
+        raise FloatingPointError(f"non-finite hidden states in {bad} of {int((pos | neg).sum())} policy tokens")
+    dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
+    N, H = h.shape
+    pos_idx, neg_idx = pos.nonzero().squeeze(1), neg.nonzero().squeeze(1)  # (P,), (Nn,)
+    Nn = neg_idx.numel()
+    reason = "no_pos" if not pos_idx.numel() else "no_neg" if not Nn else \
+        "few_pos_tokens" if pos_idx.numel() < min_pos_tokens else ""
+    if reason:  # fallback: no weighting at all, no λ either
+        w = torch.ones(N, dtype=dtype, device=h.device)  # (N,)
+        return w, GroupStats(False, reason, 0, math.nan, 1.0 if Nn else math.nan, n_neg=Nn)
+    sample = pos_idx
+    if pos_idx.numel() > max_pos_tokens:  # uniform sample without replacement, seeded per group
+        pick = torch.randperm(pos_idx.numel(), generator=torch.Generator().manual_seed(seed))[:max_pos_tokens]
+        sample = pos_idx[pick.to(pos_idx.device)]
+    M = sample.numel()
+    X = F.layer_norm(h[sample].to(dtype), (H,), eps=LN_EPS)  # (M, H)
+    mu = X.mean(dim=0)  # (H,)
+    return Positives(pos_idx, neg_idx, X - mu, mu, min(rank, M - 1, H))
+
+
+def weigh_negatives(h: Tensor, p: Positives, V_k: Tensor, *, w_min: float, lam: float, q_lo: float,
+                    q_hi: float, range_eps: float, degenerate_eps: float, residual_norm: str, gate: str,
+                    span_tol: float) -> tuple[Tensor, GroupStats]:
+    """Last step of :func:`resrl_group_weights`: residuals outside ``V_k (H, k)``, the in-span test, the gate."""
+    dtype, (N, H), neg_idx, Nn = p.mu.dtype, h.shape, p.neg_idx, p.neg_idx.numel()
+    idx = torch.cat([neg_idx, p.pos_idx])  # negatives, then every positive (for inspection)
+    Y = F.layer_norm(h[idx].to(dtype), (H,), eps=LN_EPS)  # (Nn + P, H)
+    hc = Y - p.mu  # (Nn + P, H)
+    r = hc - (hc @ V_k) @ V_k.T  # (Nn + P, H)
+    r2, hc2 = (r * r).sum(dim=1), (hc * hc).sum(dim=1)  # (Nn + P,)
+    # hc == 0 (the token IS the centroid) gives r == 0: d = 0, in span
+    d_all = r2 / (hc2.clamp_min(torch.finfo(dtype).tiny) if residual_norm == "normalized" else H)
+    d = d_all[:Nn]  # (Nn,)
+    in_span = torch.zeros(Nn, dtype=torch.bool, device=h.device)
+    if gate == "off_span":  # inside the rank-k subspace, or exactly a positive token's state
+        bound = span_tol * hc2[:Nn]  # (Nn,)
+        in_span = (r2[:Nn] <= bound) | _coincides(Y[:Nn], Y[Nn:], bound)
+
+    w_neg = torch.full_like(d, w_min)  # in-span negatives keep w_min
+    degenerate = False
+    if bool((~in_span).any()):
+        w_neg[~in_span], degenerate = _quantile_gate(d[~in_span], w_min, q_lo, q_hi, range_eps, degenerate_eps)
+    w = torch.ones(N, dtype=dtype, device=h.device)  # (N,)
+    w[neg_idx] = w_neg
+    w[p.pos_idx] = lam  # every positive token, sampled into X or not
+    residual = torch.full((N,), math.nan, dtype=dtype, device=h.device).index_copy_(0, idx, d_all)
+    span_mask = torch.zeros(N, dtype=torch.bool, device=h.device).index_copy_(0, neg_idx, in_span)
+    return w, GroupStats(True, "", V_k.shape[1], float(d.mean()), float(w_neg.mean()), degenerate, Nn,
+                         int(in_span.sum()), residual, span_mask)
 
 
 def resrl_group_weights(
@@ -132,54 +186,10 @@ def resrl_group_weights(
     float32 (float64 if ``h`` is float64) and returned in that dtype on ``h``'s device. Raises
     ``FloatingPointError`` when a positive or negative token's hidden state is not finite.
     """
-    if residual_norm not in ("normalized", "hidden_size"):
-        raise ValueError(f"residual_norm must be 'normalized' or 'hidden_size', got {residual_norm!r}")
-    if gate not in GATES:
-        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
-    if bool((pos & neg).any()):
-        raise ValueError("a token cannot be both positive and negative")
-    bad = int((~torch.isfinite(h[pos | neg])).any(dim=1).sum())
-    if bad:
-        raise FloatingPointError(f"non-finite hidden states in {bad} of {int((pos | neg).sum())} policy tokens")
-    dtype = torch.float64 if h.dtype == torch.float64 else torch.float32
-    N, H = h.shape
-    w = torch.ones(N, dtype=dtype, device=h.device)  # (N,)
-    pos_idx, neg_idx = pos.nonzero().squeeze(1), neg.nonzero().squeeze(1)  # (P,), (Nn,)
-    Nn = neg_idx.numel()
-    reason = "no_pos" if not pos_idx.numel() else "no_neg" if not Nn else \
-        "few_pos_tokens" if pos_idx.numel() < min_pos_tokens else ""
-    if reason:  # fallback: no weighting at all, no λ either
-        return w, GroupStats(False, reason, 0, math.nan, 1.0 if Nn else math.nan, n_neg=Nn)
-
-    sample = pos_idx
-    if pos_idx.numel() > max_pos_tokens:  # uniform sample without replacement, seeded per group
-        pick = torch.randperm(pos_idx.numel(), generator=torch.Generator().manual_seed(seed))[:max_pos_tokens]
-        sample = pos_idx[pick.to(pos_idx.device)]
-    M = sample.numel()
-    X = F.layer_norm(h[sample].to(dtype), (H,), eps=LN_EPS)  # (M, H)
-    mu = X.mean(dim=0)  # (H,)
-    V_k = _positive_subspace(X - mu, min(rank, M - 1, H), niter, seed, rank_tol)  # (H, k)
-
-    idx = torch.cat([neg_idx, pos_idx])  # negatives, then every positive (for inspection)
-    Y = F.layer_norm(h[idx].to(dtype), (H,), eps=LN_EPS)  # (Nn + P, H)
-    hc = Y - mu  # (Nn + P, H)
-    r = hc - (hc @ V_k) @ V_k.T  # (Nn + P, H)
-    r2, hc2 = (r * r).sum(dim=1), (hc * hc).sum(dim=1)  # (Nn + P,)
-    # hc == 0 (the token IS the centroid) gives r == 0: d = 0, in span
-    d_all = r2 / (hc2.clamp_min(torch.finfo(dtype).tiny) if residual_norm == "normalized" else H)
-    d = d_all[:Nn]  # (Nn,)
-    in_span = torch.zeros(Nn, dtype=torch.bool, device=h.device)
-    if gate == "off_span":  # inside the rank-k subspace, or exactly a positive token's state
-        bound = span_tol * hc2[:Nn]  # (Nn,)
-        in_span = (r2[:Nn] <= bound) | _coincides(Y[:Nn], Y[Nn:], bound)
-
-    w_neg = torch.full_like(d, w_min)  # in-span negatives keep w_min
-    degenerate = False
-    if bool((~in_span).any()):
-        w_neg[~in_span], degenerate = _quantile_gate(d[~in_span], w_min, q_lo, q_hi, range_eps, degenerate_eps)
-    w[neg_idx] = w_neg
-    w[pos] = lam  # every positive token, sampled into X or not
-    residual = torch.full((N,), math.nan, dtype=dtype, device=h.device).index_copy_(0, idx, d_all)
-    span_mask = torch.zeros(N, dtype=torch.bool, device=h.device).index_copy_(0, neg_idx, in_span)
-    return w, GroupStats(True, "", V_k.shape[1], float(d.mean()), float(w_neg.mean()), degenerate, Nn,
-                         int(in_span.sum()), residual, span_mask)
+    p = group_positives(h, pos, neg, rank=rank, max_pos_tokens=max_pos_tokens, min_pos_tokens=min_pos_tokens,
+                        residual_norm=residual_norm, gate=gate, seed=seed)
+    if not isinstance(p, Positives):
+        return p  # not weighted
+    V_k = positive_subspace(p.Xc, p.k, niter, seed, rank_tol)  # (H, k')
+    return weigh_negatives(h, p, V_k, w_min=w_min, lam=lam, q_lo=q_lo, q_hi=q_hi, range_eps=range_eps,
+                           degenerate_eps=degenerate_eps, residual_norm=residual_norm, gate=gate, span_tol=span_tol)

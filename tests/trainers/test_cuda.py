@@ -14,10 +14,12 @@ from resrl_agents.rollout.policy import HFPolicy, SamplingParams
 from resrl_agents.trainers.forward import causal_logits, score_batch
 from resrl_agents.trainers.loss import token_logp
 from resrl_agents.trainers.resrl import resrl_group_weights
+from resrl_agents.trainers.resrl_batch import resrl_groups_weights
 from resrl_agents.trainers.distributed import LocalEngine
 from resrl_agents.trainers.update import ppo_update
 from tests.trainers.test_forward import SETTINGS, _batch
 from tests.trainers.test_resrl import gapped_group, ref_weights
+from tests.trainers.test_resrl_batch import KW, assert_same, mixed_groups
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")
@@ -33,6 +35,14 @@ def test_resrl_weights_on_cuda_match_the_reference(seed):
     w32, _ = resrl_group_weights(h.float().to(CUDA), pos.to(CUDA), neg.to(CUDA), rank=6, seed=seed)
     w32_cpu, _ = resrl_group_weights(h.float(), pos, neg, rank=6, seed=seed)
     torch.testing.assert_close(w32.cpu(), w32_cpu, rtol=0, atol=1e-4)
+
+
+def test_batched_weights_on_cuda_equal_the_per_group_ones():
+    """All groups' exact SVDs in one call on CUDA (cuSOLVER's gesvdj per matrix inside it)."""
+    groups = {g: tuple(x.to(CUDA) for x in group) for g, group in mixed_groups().items()}
+    batched = resrl_groups_weights(groups, {g: g for g in groups}, **KW)
+    assert all(w.device.type == "cuda" for w, _ in batched.values())
+    assert_same(batched, {g: resrl_group_weights(*x, seed=g, **KW) for g, x in groups.items()})
 
 
 def test_scoring_on_cuda_matches_cpu(tiny):
