@@ -16,7 +16,8 @@ Bounds, as fractions of the rollout's wall time (per rollout; the median over th
 ``--actions admissible`` replaces each action the model wrote with a random admissible command
 (seeded; the tiny model's own actions are almost never admissible, and ALFWorld answers those
 without running its engine): the env cost a policy that plays the game would pay, on the same
-decode timeline.
+decode timeline. ``--model-path`` loads a trained policy instead (its own actions, its own turn
+lengths), ``--device cuda`` decodes on a GPU.
 
 Ends with
     env-step share of rollout wall time: in-process X.XXXX, pool X.XXXX
@@ -38,6 +39,7 @@ from resrl_agents.rollout.agent_loop import rollout
 from resrl_agents.rollout.chat import ChatRenderer
 from resrl_agents.rollout.env_pool import EnvPool, LocalEnvs, make_envs
 from resrl_agents.rollout.policy import HFPolicy
+from resrl_agents.trainers.recipe import pick_device
 
 ENV_ID = "resrl_agents/ALFWorld-v0"
 
@@ -138,12 +140,16 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=10)
     ap.add_argument("--env-workers", type=int, default=2, help="processes of the pool mode")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--model", default="tiny", choices=["tiny", "smollm2", "hf"])
+    ap.add_argument("--model-path", default=None, help="a checkpoint to load (a trained policy's run dir)")
+    ap.add_argument("--device", default="cpu", help="auto (cuda when available) | cpu | cuda")
     ap.add_argument("--actions", default="model", choices=["model", "admissible"])
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds; medians are reported")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model, tok = load_policy(ModelConfig(name="tiny"), device="cpu")
-    renderer, policy = ChatRenderer(tok), HFPolicy(model, tok, "cpu")
+    device = pick_device(args.device)
+    model, tok = load_policy(ModelConfig(name=args.model, path=args.model_path), device=device)
+    renderer, policy = ChatRenderer(tok), HFPolicy(model, tok, device)
     kw, n = {"max_turns": args.max_turns}, args.groups * args.group_size
     seeds = [g for g in range(args.groups) for _ in range(args.group_size)]
     local = LocalEnvs(make_envs(ENV_ID, kw, n))
