@@ -152,7 +152,7 @@ def sft(out: Path, size: Size, env: list[str]) -> Path:
     return start
 
 
-def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int) -> Path:
+def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int, extra: list[str]) -> Path:
     """One RL run (skipped when its last checkpoint exists; resumed when it has some)."""
     run_dir = out / "rl" / f"{algo}_s{seed}"
     if ckpt(run_dir, size.rl_steps).exists():
@@ -166,7 +166,7 @@ def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int)
         "trainer.micro_batch_size=8", "trainer.progress=false", "trainer.tensorboard=false", "trainer.resume=true",
         f"rollout.group_size={size.group_size}", f"rollout.prompts_per_step={size.prompts}",
         f"rollout.max_new_tokens={size.max_new_tokens}", "rollout.drift_check_frac=0.05",
-        f"trainer.output_dir={run_dir}"], out / "logs" / f"{algo}_s{seed}.log")
+        f"trainer.output_dir={run_dir}", *extra], out / "logs" / f"{algo}_s{seed}.log")
     return run_dir
 
 
@@ -184,10 +184,11 @@ def evaluate(out: Path, size: Size, env: list[str], name: str, checkpoints: list
     return {r["checkpoint"]: r["success"] for r in runs}
 
 
-def run_one(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int) -> dict[str, dict[int, float]]:
+def run_one(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int,
+            extra: list[str]) -> dict[str, dict[int, float]]:
     """Train one (algo, seed) and evaluate the start and its checkpoints, per split in one eval
     process (the same task seeds for all); {split: {RL step (0 = the SFT start): success}}."""
-    run_dir = rl(out, size, env, start, algo, seed)
+    run_dir = rl(out, size, env, start, algo, seed, extra)
     steps = list(range(size.save_every, size.rl_steps + 1, size.save_every))
     if steps[-1] != size.rl_steps:
         steps.append(size.rl_steps)
@@ -361,6 +362,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=2, help="RL runs (with their evals) at once")
     ap.add_argument("--algos", default="grpo,resrl")
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--rl-overrides", default="", help="more Hydra overrides for every RL run, space-separated "
+                    "(e.g. 'algo.lam=1.0')")
     ap.add_argument("--families", default="stock_by_sku,restock", help="warehouse task families")
     ap.add_argument("--tools", default="get_stock,calculator", help="warehouse tools the agent sees")
     ap.add_argument("--tasks-per-family", type=int, default=0,
@@ -383,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
     start = sft(out, size, env)
     jobs = [(a, s) for a in algos for s in seeds]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        done = list(pool.map(lambda job: run_one(out, size, env, start, *job), jobs))
+        done = list(pool.map(lambda job: run_one(out, size, env, start, *job, args.rl_overrides.split()), jobs))
     by_split: dict[str, Curves] = {split: {} for split in SPLITS}
     for (algo, seed), curves in zip(jobs, done):
         for split, curve in curves.items():
