@@ -152,8 +152,9 @@ def sft(out: Path, size: Size, env: list[str]) -> Path:
     return start
 
 
-def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int, extra: list[str]) -> Path:
-    """One RL run (skipped when its last checkpoint exists; resumed when it has some)."""
+def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int, overrides: list[str]) -> Path:
+    """One RL run (skipped when its last checkpoint exists; resumed when it has some); ``overrides``
+    come last (they win)."""
     run_dir = out / "rl" / f"{algo}_s{seed}"
     if ckpt(run_dir, size.rl_steps).exists():
         return run_dir
@@ -166,7 +167,7 @@ def rl(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int,
         "trainer.micro_batch_size=8", "trainer.progress=false", "trainer.tensorboard=false", "trainer.resume=true",
         f"rollout.group_size={size.group_size}", f"rollout.prompts_per_step={size.prompts}",
         f"rollout.max_new_tokens={size.max_new_tokens}", "rollout.drift_check_frac=0.05",
-        f"trainer.output_dir={run_dir}", *extra], out / "logs" / f"{algo}_s{seed}.log")
+        f"trainer.output_dir={run_dir}", *overrides], out / "logs" / f"{algo}_s{seed}.log")
     return run_dir
 
 
@@ -185,10 +186,10 @@ def evaluate(out: Path, size: Size, env: list[str], name: str, checkpoints: list
 
 
 def run_one(out: Path, size: Size, env: list[str], start: Path, algo: str, seed: int,
-            extra: list[str]) -> dict[str, dict[int, float]]:
+            overrides: list[str]) -> dict[str, dict[int, float]]:
     """Train one (algo, seed) and evaluate the start and its checkpoints, per split in one eval
     process (the same task seeds for all); {split: {RL step (0 = the SFT start): success}}."""
-    run_dir = rl(out, size, env, start, algo, seed, extra)
+    run_dir = rl(out, size, env, start, algo, seed, overrides)
     steps = list(range(size.save_every, size.rl_steps + 1, size.save_every))
     if steps[-1] != size.rl_steps:
         steps.append(size.rl_steps)
