@@ -52,6 +52,7 @@ ALGOS: dict[str, list[str]] = {  # name -> train overrides; base gets no RL
 RESRL_VARIANTS: dict[str, list[str]] = {  # added to algo=resrl (whose defaults: gate=off_span, hidden_position=own)
     "resrl_predicting": ["algo.hidden_position=predicting"],
     "resrl_paper_gate": ["algo.gate=paper", "algo.hidden_position=predicting"],
+    "resrl_lam1": ["algo.lam=1.0"],  # positives at their full advantage (the paper: λ = 0.1)
 }
 
 
