@@ -96,8 +96,10 @@ def test_resrl_keeps_inspected_steps(tmp_path):
 def test_replies_cut_at_max_new_tokens_count_as_truncated(tmp_path):
     """4 new tokens: most replies of the untrained model are cut. Math is one turn, so an episode is
     truncated exactly when its reply was cut; lengths, entropy and text samples are logged."""
+    # every untrained reply fails: the update (and its loss/entropy) runs only without the skip
     out = train("env=math", "model=tiny", "trainer.steps=2", "rollout.max_new_tokens=4", "rollout.prompts_per_step=2",
-                "rollout.group_size=4", f"trainer.output_dir={tmp_path}", f"model.cache_dir={tmp_path / 'cache'}")
+                "rollout.group_size=4", "trainer.skip_empty_updates=false", f"trainer.output_dir={tmp_path}",
+                f"model.cache_dir={tmp_path / 'cache'}")
     assert out.returncode == 0, out.stderr[-3000:]
     rows = read_metrics(tmp_path / "metrics.jsonl")
     for r in rows:
