@@ -151,27 +151,24 @@ class HFPolicy:
             alive = list(range(len(prompts)))  # batch row -> prompt index
             ids: list[list[int]] = [[] for _ in prompts]
             logps: list[list[float]] = [[] for _ in prompts]
-            states: list[torch.Tensor] = []  # (b, H) per forward, when captured
-            where: list[list[int]] = [[] for _ in prompts]  # each token's row in torch.cat(states)
+            states: list[tuple[torch.Tensor, list[int]]] = []  # per kept forward: (b, H) and its rows' prompts
             saved: list[RowCache] = []
             for step in range(params.max_new_tokens):
                 tok, logp = sample(logits, params.temperature, params.top_p, rng)  # (b,), (b,)
                 if on_step is not None:
                     on_step(alive, tok, logits)
                 last_step = step == params.max_new_tokens - 1
-                keep = []
+                keep, done = [], []
                 for j, (i, t, lp) in enumerate(zip(alive, tok.tolist(), logp.tolist())):
                     ids[i].append(t)
                     logps[i].append(lp)
-                    if not (t in eos or last_step):
-                        keep.append(j)
+                    (done if t in eos or last_step else keep).append(j)
                 if keep_hidden and not own:  # the states whose logits sampled ``tok``
-                    self._keep_states(states, where, h, alive)
+                    states.append((h, alive))
                 if own:  # every row reads its new token once more: the token's own state
                     logits, h, mask, pos = self._forward(tok, cache, mask, pos, captured)
                     if keep_hidden:
-                        self._keep_states(states, where, h, alive)
-                done = [j for j in range(len(alive)) if j not in set(keep)]
+                        states.append((h, alive))
                 if self.prefix_cache:  # the prompt and the generated tokens the cache holds
                     saved += [RowCache(tuple(prompts[alive[j]]) + tuple(ids[alive[j]][: len(ids[alive[j]]) - (not own)]),
                                        cut_row(cache, j, mask[j].bool())) for j in done]
@@ -181,15 +178,16 @@ class HFPolicy:
                     sel = torch.tensor(keep, device=self.device)
                     cache.batch_select_indices(sel)
                     mask, pos, tok = mask[sel], pos[sel], tok[sel]
-                    logits, h = logits[sel], (h[sel] if keep_hidden else None)
+                    if own:  # the forward above already read the next logits for every row
+                        logits, h = logits[sel], (h[sel] if keep_hidden else None)
                     alive = [alive[j] for j in keep]
                 if not own:
                     logits, h, mask, pos = self._forward(tok, cache, mask, pos, captured)
         if self.prefix_cache:
             self.store.replace(saved, version)
-        flat = torch.cat(states).cpu() if keep_hidden else None  # (sum of b over forwards, H)
-        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, flat[w] if keep_hidden else None)
-                for g, lp, w in zip(ids, logps, where)]
+        hidden = _per_prompt(states, len(prompts)) if keep_hidden else [None] * len(prompts)
+        return [Generation(tuple(g), tuple(lp), bool(g) and g[-1] in eos, hs)
+                for g, lp, hs in zip(ids, logps, hidden)]
 
     def _forward(self, tok: torch.Tensor, cache: Cache, mask: torch.Tensor, pos: torch.Tensor, captured
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
@@ -200,14 +198,6 @@ class HFPolicy:
                          past_key_values=cache, use_cache=True)
         h = captured.pop()[:, -1] if self.hidden_layer is not None else None  # (b, H)
         return out.logits[:, -1].float(), h, mask, pos + 1
-
-    @staticmethod
-    def _keep_states(states: list[torch.Tensor], where: list[list[int]], h: torch.Tensor, alive: list[int]) -> None:
-        """Append the states ``h`` ``(b, H)`` of the rows ``alive``' newest tokens."""
-        base = sum(len(x) for x in states)
-        states.append(h)
-        for j, i in enumerate(alive):
-            where[i].append(base + j)
 
     def _hf_generate(self, prompts: Sequence[Sequence[int]], params: SamplingParams,
                      on_step: OnStep | None = None) -> list[Generation]:
@@ -282,3 +272,16 @@ def _eos_ids(model, tokenizer) -> list[int]:
     if eos is None:
         eos = tokenizer.eos_token_id
     return list(eos) if isinstance(eos, (list, tuple)) else [eos]
+
+
+def _per_prompt(states: list[tuple[torch.Tensor, list[int]]], n: int) -> list[torch.Tensor]:
+    """Each prompt's ``(tokens, H)`` states on the CPU, from the decode forwards' ``(b, H)`` states
+    and the prompt index of each of their rows (one state per row and forward, in token order)."""
+    flat = torch.cat([h for h, _ in states]).cpu()  # (sum of b over forwards, H)
+    where: list[list[int]] = [[] for _ in range(n)]
+    offset = 0
+    for h, rows in states:
+        for j, i in enumerate(rows):
+            where[i].append(offset + j)
+        offset += len(rows)
+    return [flat[w] for w in where]

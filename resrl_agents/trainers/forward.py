@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from resrl_agents.models.hooks import capture_hidden
 from resrl_agents.rollout.types import Batch
 from resrl_agents.trainers.loss import token_logp
-from resrl_agents.trainers.resrl import GATES, GroupStats, resrl_group_weights
+from resrl_agents.trainers.resrl import GATES, GroupStats
 from resrl_agents.trainers.resrl_batch import resrl_groups_weights
 
 __all__ = ["ResRLSettings", "Scores", "capture_hidden", "causal_logits", "forward_chunks", "hidden_cols",
@@ -34,7 +34,7 @@ __all__ = ["ResRLSettings", "Scores", "capture_hidden", "causal_logits", "forwar
 
 @dataclass(frozen=True)
 class ResRLSettings:
-    """The ResRL knobs of ``AlgoConfig`` (see there), handed to :func:`resrl_group_weights`."""
+    """The ResRL knobs of ``AlgoConfig`` (see there), handed to ``resrl_groups_weights``."""
 
     rank: int
     rank_tol: float
@@ -209,10 +209,8 @@ def _weigh_group(g: int, h: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
                  resrl: ResRLSettings, seed: int) -> None:
     """Weight one whole group ``g``: ``h (n, H)`` the states of its policy tokens at ``(rows, cols)``."""
     pos_row, neg_row = row_signs(batch)
-    try:
-        w, s = resrl_group_weights(h, pos_row[rows], neg_row[rows], seed=seed, **resrl.kwargs())
-    except FloatingPointError as e:
-        raise FloatingPointError(f"ResRL weights of group {g}: {e}") from None
+    (w, s), = resrl_groups_weights({g: (h, pos_row[rows], neg_row[rows])}, {g: seed}, batch=False,
+                                   **resrl.kwargs()).values()
     _store(out, g, rows, cols, w, s)
 
 
